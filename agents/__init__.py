@@ -1,0 +1,8 @@
+"""Agents: the Agent contract, the registry and the memory methods."""
+
+from __future__ import annotations
+
+from agents.base import Agent
+from agents.registry import AGENTS, make_agent
+
+__all__ = ["AGENTS", "Agent", "make_agent"]

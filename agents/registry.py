@@ -1,0 +1,52 @@
+"""Agent registry: built-in names, ``"module:Class"`` specs and an entry-point group for plug-ins."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from agents.base import Agent
+
+#: built-in agents (name -> "module:Class"); imported lazily
+AGENTS: dict[str, str] = {
+    "vanilla": "agents.vanilla:VanillaAgent",
+    "oracle": "agents.oracle:OracleAgent",
+}
+ENTRY_POINT_GROUP = "multisessioncollab.agents"
+
+
+def _resolve(target: str) -> type[Agent]:
+    mod, _, attr = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot load agent {target!r}: {e}") from e
+    if not (isinstance(obj, type) and issubclass(obj, Agent)):
+        raise ValueError(f"{target!r} is not an Agent subclass")
+    return obj
+
+
+def available_agents() -> list[str]:
+    """Built-in names plus installed plug-ins."""
+    return sorted(set(AGENTS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def make_agent(name: str, **kwargs: Any) -> Agent:
+    """Build an agent from a registry name, an installed plug-in name, or ``"module:Class"``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"agent name must be a non-empty string, got {name!r}")
+    if ":" in name:
+        return _resolve(name)(**kwargs)
+    if name in AGENTS:
+        return _resolve(AGENTS[name])(**kwargs)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Agent)):
+                raise ValueError(f"entry point {name!r} does not name an Agent subclass")
+            return cls(**kwargs)
+    hint = difflib.get_close_matches(name, available_agents(), n=1)
+    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ValueError(f"unknown agent {name!r}{extra} known: {available_agents()} (or pass 'module:Class')")

@@ -1,0 +1,63 @@
+"""Accuracy of the feedback classifiers against the rule simulator's true labels.
+
+Runs vanilla and oracle agents on the embedded world, collects every user turn after the opening
+with its true label, and reports each classifier's accuracy (overall and per true label)::
+
+    python -m benchmarks.feedback_accuracy --users 40 --sessions 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+
+from agents import make_agent
+from personalization_env.env import MultiSessionCollabEnv
+from personalization_env.feedback import make_classifier
+
+
+def collect(profiles: str, users: int, sessions: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(message, true label) of every user reply turn."""
+    out = []
+    for method in ("vanilla", "oracle"):
+        env = MultiSessionCollabEnv(profiles=profiles, n_users=users)
+        kw = {"profiles": env.profiles} if method == "oracle" else {}
+        agent = make_agent(method, seed=seed, **kw)
+        env.reset(seed=seed)
+        for p in env.profiles:
+            for _ in range(sessions):
+                obs, _ = env.reset(options={"user_id": p.user_id})
+                while True:
+                    obs, r, te, tr, info = env.step(agent.act(obs))
+                    agent.observe(obs, r, te, tr, info)
+                    out.append((obs["message"], info["oracle"]["label"]))
+                    if te or tr:
+                        break
+    return out
+
+
+def evaluate(turns: list[tuple[str, str]], classifier: str) -> dict[str, object]:
+    clf = make_classifier(classifier)
+    per: dict[str, Counter] = defaultdict(Counter)
+    for msg, true in turns:
+        per[true][clf.classify(msg) == true] += 1
+    correct = sum(c[True] for c in per.values())
+    return {"classifier": classifier, "turns": len(turns), "accuracy": round(correct / len(turns), 4),
+            "per_label": {k: {"n": sum(c.values()), "accuracy": round(c[True] / sum(c.values()), 4)}
+                          for k, c in sorted(per.items())}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profiles", default="msc,complex")
+    p.add_argument("--users", type=int, default=40)
+    p.add_argument("--sessions", type=int, default=5)
+    args = p.parse_args()
+    for prof in args.profiles.split(","):
+        turns = collect(prof, args.users, args.sessions)
+        print(json.dumps({"profiles": prof, **evaluate(turns, "keyword")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""The MultiSessionCollab-v0 environment."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from personalization_env.feedback import make_classifier, reward_of
+from personalization_env.feedback.labels import validate_rewards
+from personalization_env.profiles import load_profiles
+from personalization_env.spaces import ChatText
+from personalization_env.tasks import is_correct, load_tasks
+from personalization_env.types import Profile, Task
+from personalization_env.users import UserSession, UserTurn, make_user_simulator
+
+logger = logging.getLogger(__name__)
+
+MAX_SESSIONS = 1_000_000
+
+
+@dataclass
+class SessionRecord:
+    """Bookkeeping of the running session (what ``info`` and the metrics are built from)."""
+
+    user_index: int
+    session: int
+    task: Task
+    user: UserSession
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+    turns: list[UserTurn] = field(default_factory=list)
+    done: bool = False
+
+    @property
+    def user_turns(self) -> int:
+        return len(self.turns)
+
+
+def session_metrics(rec: SessionRecord, *, truncated: bool) -> dict[str, float]:
+    """Task success, user effort, turns, timeout and compliance of a finished session."""
+    last = rec.turns[-1]
+    graded = [t for t in rec.turns[1:] if t.verdicts]
+    compliant = [t for t in graded if all(t.verdicts.values())]
+    return {
+        "task_success": float(is_correct(rec.task, last.draft_answer)),
+        "user_effort": float(sum(1 for t in rec.turns if t.enforced_ids)),
+        "turns": float(rec.user_turns),
+        "messages": float(len(rec.transcript)),
+        "timeout": float(truncated or last.outcome != "satisfied"),
+        "compliance": float(len(compliant) / len(graded)) if graded else 1.0,
+    }
+
+
+class MultiSessionCollabEnv(gym.Env[dict, str]):
+    """A simulated user with persistent preferences; one episode is one session.
+
+    **Description.** A user (a profile of interaction preferences and a persona) brings a task to an
+    assistant, session after session. The assistant (the agent) replies in text; the user simulator
+    reacts: it restates violated preferences, corrects or asks for clarity, and keeps a draft answer
+    that changes only after helpful, compliant replies. Preferences persist across sessions, so an
+    agent that remembers them saves the user effort. ``reset()`` starts the current user's next
+    session with a new task; ``reset(seed=s)`` starts a fresh lifetime (every user back at session 0);
+    ``reset(options={"user_id": ...})`` switches user.
+
+    **Observation.** ``Dict(user_id: text, message: text, session: Discrete, turn: Discrete)``: the user's
+    latest message, which user and session it is, and the user-turn index.
+
+    **Action.** The assistant's reply: a non-empty ``str`` of at most ``max_reply_chars`` characters.
+
+    **Rewards.** Named terms, each reported in ``info["reward_terms"]``: ``feedback`` = value of the
+    feedback label of the user's reaction (classifier ``oracle`` or ``keyword``; defaults:
+    restate -1.0, correction -0.8, confusion -0.6, praise +0.8, progress +0.1, neutral/topic shift 0);
+    ``task_success`` = ``success_reward`` times whether the final draft answer is correct (last step only).
+
+    **Episode end.** ``terminated`` when the user ends the session (satisfied, or out of patience);
+    ``truncated`` when the user has sent ``max_turns`` messages. Stepping afterwards raises.
+
+    **Info.** ``user_id``, ``session``, ``turn``, ``reward_terms``; on the last step ``metrics``
+    (task_success, user_effort, turns, messages, timeout, compliance). ``info["oracle"]`` holds what a
+    deployed assistant could not know (true label, enforced preference ids, checker verdicts, draft
+    answer); agents must not read it.
+
+    **Arguments.** ``profiles`` (``"msc"``, ``"complex"``, a path, or Profile objects), ``datasets``
+    (comma-separated names), ``user_simulator`` (``"rule"``), ``max_turns`` (10), ``feedback``
+    (``"oracle"``), ``rewards`` (label overrides), ``success_reward`` (1.0), ``n_users`` (first N
+    profiles), ``tasks_per_dataset`` (100), ``data_dir`` (MSC caches), ``max_reply_chars`` (16000),
+    ``render_mode`` (``"ansi"`` or ``"human"``).
+
+    **Version history.** v0: first release.
+
+    >>> import gymnasium as gym, personalization_env
+    >>> env = gym.make("MultiSessionCollab-v0", n_users=2)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["session"], obs["turn"]
+    (0, 0)
+    """
+
+    metadata = {"render_modes": ["ansi", "human"]}
+
+    def __init__(
+        self,
+        profiles: str | Sequence[Profile] = "msc",
+        datasets: str | Sequence[str] = "gen_math,gen_logic,gen_mc",
+        user_simulator: Any = "rule",
+        max_turns: int = 10,
+        feedback: str = "oracle",
+        rewards: Mapping[str, float] | None = None,
+        success_reward: float = 1.0,
+        n_users: int | None = None,
+        tasks_per_dataset: int = 100,
+        data_dir: str | None = None,
+        max_reply_chars: int = 16000,
+        render_mode: str | None = None,
+    ):
+        if not isinstance(max_turns, int) or max_turns < 2:
+            raise ValueError(f"max_turns must be an int >= 2, got {max_turns!r}")
+        if not isinstance(max_reply_chars, int) or max_reply_chars < 1:
+            raise ValueError(f"max_reply_chars must be a positive int, got {max_reply_chars!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.profiles: list[Profile] = list(load_profiles(profiles) if isinstance(profiles, str) else profiles)
+        if n_users is not None:
+            if not isinstance(n_users, int) or not 1 <= n_users <= len(self.profiles):
+                raise ValueError(f"n_users must be between 1 and {len(self.profiles)}, got {n_users!r}")
+            self.profiles = self.profiles[:n_users]
+        if not self.profiles:
+            raise ValueError("no user profiles given")
+        self._user_index = {p.user_id: i for i, p in enumerate(self.profiles)}
+        names = [d.strip() for d in (datasets.split(",") if isinstance(datasets, str) else datasets) if d.strip()]
+        if not names:
+            raise ValueError(f"datasets must name at least one dataset, got {datasets!r}")
+        self.datasets = names
+        self.tasks: list[Task] = [t for d in names for t in load_tasks(d, n=tasks_per_dataset, data_dir=data_dir)]
+        self.simulator = make_user_simulator(user_simulator)
+        self.classifier = make_classifier(feedback)
+        self.rewards = validate_rewards(rewards or {})
+        self.success_reward = float(success_reward)
+        self.max_turns = max_turns
+        self.max_reply_chars = max_reply_chars
+        self.render_mode = render_mode
+
+        longest = max(len(p.user_id) for p in self.profiles)
+        self.observation_space = spaces.Dict({
+            "user_id": ChatText(max_length=max(longest, 1)),
+            "message": ChatText(max_length=1_000_000),
+            "session": spaces.Discrete(MAX_SESSIONS),
+            "turn": spaces.Discrete(max_turns + 1),
+        })
+        self.action_space = ChatText(max_length=max_reply_chars, min_length=1)
+
+        self._current = 0
+        self._lifetime_seed: int | None = None
+        self._sessions_done = [0] * len(self.profiles)
+        self._rec: SessionRecord | None = None
+
+    # ---- gym API -------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        if seed is not None or self._lifetime_seed is None:
+            self._lifetime_seed = int(self.np_random.integers(2**62))
+            self._sessions_done = [0] * len(self.profiles)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"user_id", "user_index"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; supported: user_id, user_index")
+        if "user_id" in options:
+            uid = options["user_id"]
+            if uid not in self._user_index:
+                import difflib
+
+                hint = difflib.get_close_matches(str(uid), list(self._user_index), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise ValueError(f"unknown user_id {uid!r}{extra} ({len(self.profiles)} users loaded)")
+            self._current = self._user_index[uid]
+        elif "user_index" in options:
+            i = options["user_index"]
+            if not isinstance(i, (int, np.integer)) or not 0 <= i < len(self.profiles):
+                raise ValueError(f"user_index must be in [0, {len(self.profiles)}), got {i!r}")
+            self._current = int(i)
+        u = self._current
+        s = self._sessions_done[u]
+        self._sessions_done[u] += 1
+        rng = np.random.default_rng([self._lifetime_seed, u, s])
+        task = self.tasks[int(rng.integers(len(self.tasks)))]
+        session, first = self.simulator.start(self.profiles[u], task, rng)
+        self._rec = SessionRecord(user_index=u, session=s, task=task, user=session)
+        self._rec.turns.append(first)
+        self._rec.transcript.append(("user", first.message))
+        return self._obs(), self._info(first)
+
+    def step(self, action: str) -> tuple[dict, float, bool, bool, dict]:
+        rec = self._begin_step(action)
+        return self._finish_step(action, rec.user.respond(action))
+
+    def _begin_step(self, action: Any) -> SessionRecord:
+        """Validate ``action`` and record it (the simulator's reaction is computed by the caller)."""
+        rec = self._rec
+        if rec is None:
+            raise RuntimeError("step() called before reset(); call env.reset() first")
+        if rec.done:
+            raise RuntimeError("step() called after the session ended; call env.reset() to start the next session")
+        if not isinstance(action, str):
+            raise TypeError(f"action must be the reply text (str), got {type(action).__name__}: {action!r:.60}")
+        if not action.strip():
+            raise ValueError("action is an empty reply; send a non-empty string")
+        if len(action) > self.max_reply_chars:
+            raise ValueError(f"reply has {len(action)} characters, over max_reply_chars={self.max_reply_chars}; "
+                             "shorten it or raise max_reply_chars")
+        rec.transcript.append(("assistant", action))
+        return rec
+
+    def _finish_step(self, action: str, turn: UserTurn) -> tuple[dict, float, bool, bool, dict]:
+        """Record the user's reaction ``turn`` to ``action`` and build the step result."""
+        rec = self._rec
+        assert rec is not None
+        rec.turns.append(turn)
+        rec.transcript.append(("user", turn.message))
+        label = self.classifier.classify(turn.message, {"oracle_label": turn.label, "previous_reply": action})
+        terms = {"feedback": reward_of(label, self.rewards), "task_success": 0.0}
+        terminated = turn.done
+        truncated = not terminated and rec.user_turns >= self.max_turns
+        info = self._info(turn, label=label)
+        if terminated or truncated:
+            rec.done = True
+            metrics = session_metrics(rec, truncated=truncated)
+            terms["task_success"] = self.success_reward * metrics["task_success"]
+            info["metrics"] = metrics
+        info["reward_terms"] = terms
+        if self.render_mode == "human":
+            print(self.render_turn(len(rec.transcript) - 2))
+            print(self.render_turn(len(rec.transcript) - 1))
+        return self._obs(), float(sum(terms.values())), terminated, truncated, info
+
+    def render(self) -> str | None:
+        """The session transcript as text (``ansi``), or printed (``human``)."""
+        if self._rec is None:
+            return None
+        text = self.transcript_text()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    # ---- helpers -------------------------------------------------------------------------------
+    @property
+    def profile(self) -> Profile:
+        """The current user's profile (oracle knowledge: agents must not read it)."""
+        return self.profiles[self._current]
+
+    @property
+    def task(self) -> Task | None:
+        return self._rec.task if self._rec else None
+
+    def transcript_text(self) -> str:
+        rec = self._rec
+        if rec is None:
+            return ""
+        head = f"[user {self.profiles[rec.user_index].user_id} | session {rec.session} | task {rec.task.task_id}]"
+        return "\n\n".join([head] + [self.render_turn(i) for i in range(len(rec.transcript))])
+
+    def render_turn(self, i: int) -> str:
+        role, text = self._rec.transcript[i]  # type: ignore[union-attr]
+        return f"{role.upper()}: {text}"
+
+    def _obs(self) -> dict[str, Any]:
+        rec = self._rec
+        assert rec is not None
+        return {
+            "user_id": self.profiles[rec.user_index].user_id,
+            "message": rec.turns[-1].message,
+            "session": min(rec.session, MAX_SESSIONS - 1),
+            "turn": min(rec.user_turns - 1, self.max_turns),
+        }
+
+    def _info(self, turn: UserTurn, label: str | None = None) -> dict[str, Any]:
+        rec = self._rec
+        assert rec is not None
+        task = rec.task
+        return {
+            "user_id": self.profiles[rec.user_index].user_id,
+            "session": rec.session,
+            "turn": rec.user_turns - 1,
+            "task_id": task.task_id,
+            "dataset": task.dataset,
+            "feedback_label": label,
+            "oracle": {
+                "label": turn.label,
+                "enforced_ids": list(turn.enforced_ids),
+                "verdicts": dict(turn.verdicts),
+                "draft_answer": turn.draft_answer,
+                "draft_correct": is_correct(task, turn.draft_answer),
+                "outcome": turn.outcome,
+            },
+        }

@@ -1,0 +1,129 @@
+"""Classifiers that turn a user's message into a feedback label.
+
+- ``oracle``: the simulator's own (true) label, passed in by the env.
+- ``keyword``: a whole-word lexical heuristic that also recognises preference restatements
+  ("could you use bullet points", "please keep it short", "no need for ..."). The published VARS
+  heuristic matched phrases as substrings, so "no" fired inside "know" or "another"; this one does not.
+
+Accuracy against the rule simulator's true labels is measured by ``benchmarks/feedback_accuracy.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import re
+from typing import Any, Mapping, Sequence
+
+from personalization_env.feedback.labels import LABELS
+
+
+class FeedbackClassifier(abc.ABC):
+    """Labels a user message (see :data:`~personalization_env.feedback.labels.LABELS`)."""
+
+    name: str = "classifier"
+
+    @abc.abstractmethod
+    def classify(self, message: str, context: Mapping[str, Any] | None = None) -> str:
+        """Label of ``message``. ``context`` may carry ``oracle_label`` and ``previous_reply``."""
+
+    def classify_batch(self, messages: Sequence[str], contexts: Sequence[Mapping[str, Any] | None] | None = None) -> list[str]:
+        """Labels of several messages (default: one at a time)."""
+        contexts = contexts if contexts is not None else [None] * len(messages)
+        return [self.classify(m, c) for m, c in zip(messages, contexts)]
+
+
+class OracleClassifier(FeedbackClassifier):
+    """Returns the simulator's true label from ``context["oracle_label"]``."""
+
+    name = "oracle"
+
+    def classify(self, message: str, context: Mapping[str, Any] | None = None) -> str:
+        if not context or "oracle_label" not in context:
+            raise ValueError("the oracle classifier needs context['oracle_label'] (only the env has it); use 'keyword' elsewhere")
+        return str(context["oracle_label"])
+
+
+def _phrases(*items: str) -> re.Pattern[str]:
+    """A case-insensitive pattern matching any of the phrases as whole words."""
+    alts = sorted((re.escape(i).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
+    return re.compile(r"(?<![\w'])(?:" + "|".join(alts) + r")(?![\w'])", re.IGNORECASE)
+
+
+_CORRECTION = _phrases(
+    "not right", "isn't right", "is not right", "doesn't look right", "does not look right", "that's wrong",
+    "that is wrong", "wrong", "incorrect", "not correct", "mistake", "a mistake", "double-check", "double check",
+    "recheck", "re-check", "i got something different", "i get something different", "different answer",
+    "doesn't add up", "does not add up", "don't think that's", "do not think that's", "are you sure", "not quite",
+    "that can't be", "cannot be right", "error", "miscalculated", "check your",
+)
+_CONFUSION = _phrases(
+    "confused", "confusing", "don't follow", "do not follow", "not following", "lost me", "i'm lost", "unclear",
+    "what do you mean", "not sure i understand", "don't understand", "do not understand", "doesn't make sense",
+    "does not make sense", "what's the answer", "what is the answer", "what's the final answer",
+    "what is the final answer", "so what is it", "which one is it", "can you clarify", "clarify",
+)
+_PRAISE = _phrases(
+    "thanks", "thank you", "perfect", "great", "awesome", "excellent", "exactly what i needed", "that helps",
+    "very helpful", "helpful", "got it", "makes total sense", "appreciate it", "nice", "wonderful", "brilliant",
+)
+_PROGRESS = _phrases(
+    "yes", "yep", "yeah", "ok", "okay", "sure", "continue", "go on", "go ahead", "keep going", "next step",
+    "makes sense", "that makes sense", "proceed", "carry on", "let's continue", "sounds good", "next",
+)
+# Cues of a user asking for a change in *how* the assistant replies.
+_RESTATE = _phrases(
+    "please", "could you", "can you", "would you", "i'd prefer", "i prefer", "i'd like", "i would like",
+    "i want", "i'd rather", "i would rather", "prefer", "next time", "from now on", "remember", "as i said",
+    "i asked", "i mentioned", "i told you", "again", "instead", "don't", "do not", "no need", "stop", "avoid",
+    "without", "skip", "keep it", "make sure", "always", "never", "rather than", "i like", "i find", "i'd appreciate",
+    "use", "format", "shorter", "longer", "less", "more", "too long", "too short", "too much", "let's",
+)
+_TOPIC = _phrases("different question", "something else", "new question", "change of topic", "unrelated")
+
+
+class KeywordClassifier(FeedbackClassifier):
+    """Whole-word keyword heuristic with preference-restatement recognition.
+
+    Precedence: correction > confusion > restatement > praise > progress > topic shift > neutral.
+    Praise/progress lose to a restatement cue ("Thanks, but please use bullets" is a restatement).
+    """
+
+    name = "keyword"
+
+    def classify(self, message: str, context: Mapping[str, Any] | None = None) -> str:
+        text = message or ""
+        if _CORRECTION.search(text):
+            return "neg_correction"
+        if _CONFUSION.search(text):
+            return "neg_confusion"
+        restate = len(_RESTATE.findall(text))
+        praise = bool(_PRAISE.search(text))
+        progress = bool(_PROGRESS.search(text))
+        # "please continue" / "yes, go on" are progress, not a style request
+        if restate and progress and not praise and restate <= 1 and len(text) < 60:
+            return "pos_progress"
+        if restate:
+            return "neg_constraint_restate"
+        if praise:
+            return "pos_praise"
+        if progress:
+            return "pos_progress"
+        if _TOPIC.search(text):
+            return "topic_shift"
+        return "neutral"
+
+
+CLASSIFIERS: dict[str, type[FeedbackClassifier]] = {"oracle": OracleClassifier, "keyword": KeywordClassifier}
+
+
+def make_classifier(name: str | FeedbackClassifier, **kwargs: Any) -> FeedbackClassifier:
+    """Build a classifier by name (``oracle``, ``keyword``)."""
+    if isinstance(name, FeedbackClassifier):
+        return name
+    if name not in CLASSIFIERS:
+        hint = difflib.get_close_matches(str(name), CLASSIFIERS, n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"unknown feedback classifier {name!r}{extra} known: {sorted(CLASSIFIERS)}")
+    return CLASSIFIERS[name](**kwargs)
+

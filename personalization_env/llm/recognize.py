@@ -1,0 +1,147 @@
+"""How the scripted agent model "reads" preference statements: by text similarity, not by id.
+
+Each library type is represented by its action sentence and its phrasings. A statement in a prompt
+(a memory note, a line of a system prompt, a sentence a user said) is matched to the most similar
+type by IDF-weighted cosine over content-word stems; below ``threshold`` nothing is recognised, so a
+vague, truncated or garbled note may be missed, as a real model may misread it. Conditions are read
+from the words of the statement ("for math problems", "when giving an answer").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+from personalization_env.types import Condition, PreferenceType
+
+_WORD = re.compile(r"[a-z][a-z'+;#-]*|tl;dr")
+_STOP = frozenset(
+    "a an the and or but if then so to of in on at for with by from as is are be been being it its this that these "
+    "those i me my you your we our they them he she his her do does did doing have has had having can could would "
+    "should will just also very really please much more most some any all each every one which what when where who "
+    "how why there here about into over than too not no yes okay ok hi hey thanks thank like want prefer preference "
+    "next time always me! let's let us".split()
+)
+
+
+def _stem(w: str) -> str:
+    w = w.strip("'-")
+    for suf in ("ations", "ation", "ings", "ing", "ness", "ments", "ment", "ies", "ied", "es", "ed", "ly", "s"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+@lru_cache(maxsize=65536)
+def content_words(text: str) -> tuple[str, ...]:
+    """Stemmed content words of ``text`` (cached: statements repeat across turns)."""
+    return tuple(_stem(w) for w in _WORD.findall(text.lower().replace("{cond}", " ")) if w not in _STOP and len(w) > 1)
+
+
+_KIND_WORDS = {
+    "math": ("math", "equation", "calculation", "algebra", "arithmetic"),
+    "logic": ("logic", "puzzle", "puzzles", "deduction", "riddle"),
+    "multiple_choice": ("multiple-choice", "multiple choice", "quiz", "options"),
+    "code": ("coding", "code", "programming", "python", "function"),
+    "writing": ("writing", "essay", "prose"),
+}
+_SITUATION_WORDS = {
+    "final_answer": ("giving an answer", "give an answer", "when you answer", "final answer", "provide an answer",
+                     "provides an answer", "give me an answer"),
+    "explanation": ("explaining", "explain", "explanation"),
+    "multi_step": ("multi-step", "several steps", "multistep"),
+    "code": ("writing code", "write code"),
+    "error_correction": ("point out a mistake", "mistake", "correct you", "wrong"),
+    "winding_down": ("wrapping up", "winding down", "wrap up", "end of the conversation"),
+}
+
+
+def read_condition(statement: str) -> Condition:
+    """The condition a statement expresses, read from its words (default: always)."""
+    s = statement.lower()
+    head = re.split(r"[,:;]", s, maxsplit=1)[0] if re.match(r"\s*(for|when|on|after|in)\b", s) else ""
+    if head:
+        kinds = frozenset(k for k, ws in _KIND_WORDS.items() if any(w in head for w in ws))
+        if kinds:
+            return Condition(kind="task_kinds", task_kinds=kinds)
+        for sit, ws in _SITUATION_WORDS.items():
+            if any(w in head for w in ws):
+                return Condition(kind="situation", situation=sit)
+    return Condition()
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """A statement read as a library type."""
+
+    type_id: str
+    score: float
+    condition: Condition
+
+
+class PreferenceRecognizer:
+    """Matches free-text statements to library preference types.
+
+    Args:
+        catalogue: the preference library (id -> type).
+        threshold: minimum similarity for a statement to be recognised.
+    """
+
+    def __init__(self, catalogue: dict[str, PreferenceType], threshold: float = 0.35):
+        self.catalogue = catalogue
+        self.threshold = threshold
+        refs: list[tuple[str, tuple[str, ...]]] = []
+        for t in catalogue.values():
+            for text in (t.action, *t.phrasings):
+                refs.append((t.id, content_words(text)))
+        df: dict[str, int] = {}
+        for _, ws in refs:
+            for w in set(ws):
+                df[w] = df.get(w, 0) + 1
+        n = len(refs)
+        self._idf = {w: math.log(1 + n / c) for w, c in df.items()}
+        self._default_idf = math.log(1 + n)
+        self._refs = [(tid, self._vec(ws)) for tid, ws in refs if ws]
+        self._cache: dict[str, Recognition | None] = {}
+
+    def _vec(self, words: Iterable[str]) -> dict[str, float]:
+        v: dict[str, float] = {}
+        for w in words:
+            v[w] = v.get(w, 0.0) + self._idf.get(w, self._default_idf)
+        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {w: x / norm for w, x in v.items()}
+
+    def recognize(self, statement: str) -> Recognition | None:
+        """The best-matching type of ``statement``, or None when nothing is similar enough."""
+        hit = self._cache.get(statement)
+        if hit is not None or statement in self._cache:
+            return hit
+        q = self._vec(content_words(statement))
+        best_id, best = None, 0.0
+        if q:
+            for tid, ref in self._refs:
+                s = sum(x * ref.get(w, 0.0) for w, x in q.items())
+                if s > best:
+                    best_id, best = tid, s
+        out = None
+        if best_id is not None and best >= self.threshold:
+            out = Recognition(best_id, best, read_condition(statement))
+        if len(self._cache) < 100_000:
+            self._cache[statement] = out
+        return out
+
+
+_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def statements(text: str) -> list[str]:
+    """Candidate statements of a text: its lines and sentences, list markers stripped."""
+    out = []
+    for part in _SPLIT.split(text):
+        part = part.strip().lstrip("-*•0123456789.) ").strip()
+        if len(part) >= 8:
+            out.append(part)
+    return out

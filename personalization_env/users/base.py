@@ -1,0 +1,81 @@
+"""The user-simulator protocol shared by the rule, LLM, hybrid and human simulators."""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from personalization_env.types import Profile, Task
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """What the simulated user did in one turn.
+
+    Args:
+        message: the user's words.
+        label: the true feedback label of this message (ground truth for classifiers).
+        enforced_ids: preference ids the user restated this turn (User Effort counts such turns).
+        draft_answer: the user's current draft answer (None = "I don't know").
+        done: the user ended the session with this message.
+        outcome: on the last turn, ``"satisfied"`` or ``"gave_up"``.
+        verdicts: checker verdict per applicable, checkable preference id for the reply answered
+            (True = complied).
+    """
+
+    message: str
+    label: str
+    enforced_ids: tuple[str, ...] = ()
+    draft_answer: str | None = None
+    done: bool = False
+    outcome: str | None = None
+    verdicts: Mapping[str, bool] = field(default_factory=dict)
+
+
+class UserSession(abc.ABC):
+    """One session of one simulated user. Created by :meth:`UserSimulator.start`."""
+
+    profile: Profile
+    task: Task
+
+    @abc.abstractmethod
+    def respond(self, reply: str) -> UserTurn:
+        """React to the assistant's ``reply``."""
+
+
+class UserSimulator(abc.ABC):
+    """Makes user sessions; stateless between sessions (what persists lives in the agent)."""
+
+    name: str = "simulator"
+
+    @abc.abstractmethod
+    def start(self, profile: Profile, task: Task, rng: np.random.Generator) -> tuple[UserSession, UserTurn]:
+        """Open a session: returns the session and the user's first message."""
+
+    def respond_batch(self, sessions: Sequence[UserSession], replies: Sequence[str]) -> list[UserTurn]:
+        """React to several replies at once (LLM simulators batch this into one model call)."""
+        return [s.respond(r) for s, r in zip(sessions, replies)]
+
+
+SIMULATORS: dict[str, str] = {"rule": "personalization_env.users.rule:RuleUserSimulator"}
+
+
+def make_user_simulator(spec: str | UserSimulator, **kwargs: Any) -> UserSimulator:
+    """Build a simulator from ``"rule"`` (later ``"llm:<model>"``, ``"hybrid:<model>"``)."""
+    if isinstance(spec, UserSimulator):
+        return spec
+    family, _, rest = str(spec).partition(":")
+    if family not in SIMULATORS:
+        hint = difflib.get_close_matches(family, SIMULATORS, n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"unknown user simulator {spec!r}{extra} known: {sorted(SIMULATORS)}")
+    mod, _, attr = SIMULATORS[family].partition(":")
+    cls = getattr(importlib.import_module(mod), attr)
+    if rest:
+        kwargs.setdefault("model", rest)
+    return cls(**kwargs)

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import personalization_env  # noqa: F401  (registers the id)
+from agents import make_agent
+from personalization_env.env import MultiSessionCollabEnv
+
+
+def small_env(**kw):
+    kw.setdefault("n_users", 3)
+    kw.setdefault("tasks_per_dataset", 20)
+    return MultiSessionCollabEnv(**kw)
+
+
+def rollout(env, seed, sessions=3):
+    agent = make_agent("vanilla", seed=seed)
+    out = []
+    env.reset(seed=seed)
+    for s in range(sessions):
+        obs, info = env.reset(options={"user_index": s % len(env.profiles)})
+        out.append(obs["message"])
+        while True:
+            reply = agent.act(obs)
+            obs, r, te, tr, info = env.step(reply)
+            agent.observe(obs, r, te, tr, info)
+            out.append((reply, obs["message"], r, te, tr))
+            if te or tr:
+                break
+    return out
+
+
+def test_check_env_passes():
+    env = gym.make("MultiSessionCollab-v0", n_users=2, tasks_per_dataset=10)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_same_seed_same_trajectory_and_different_seed_differs():
+    a = rollout(small_env(), seed=7)
+    b = rollout(small_env(), seed=7)
+    c = rollout(small_env(), seed=8)
+    assert a == b
+    assert a != c
+
+
+def test_observation_contains_real_chat_text():
+    env = small_env()
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert "\n" in obs["message"] or " " in obs["message"]
+    obs, *_ = env.step("Here is an answer, with punctuation: é, ü — and a newline.\nDone!")
+    assert env.observation_space.contains(obs)
+
+
+def test_env_pickles_mid_session_and_continues_identically():
+    env = small_env()
+    obs, _ = env.reset(seed=3)
+    clone = pickle.loads(pickle.dumps(env))
+    r1 = env.step("The answer is 4.")
+    r2 = clone.step("The answer is 4.")
+    assert r1[0] == r2[0] and r1[1] == r2[1]
+
+
+def test_sessions_advance_and_reset_seed_starts_new_lifetime():
+    env = small_env()
+    obs, info = env.reset(seed=1)
+    assert obs["session"] == 0
+    obs, info = env.reset()
+    assert obs["session"] == 1
+    obs, info = env.reset(seed=1)
+    assert obs["session"] == 0
+    uid = env.profiles[2].user_id
+    obs, info = env.reset(options={"user_id": uid})
+    assert obs["user_id"] == uid and obs["session"] == 0
+
+
+def test_final_step_reports_metrics_and_reward_terms():
+    env = small_env()
+    obs, _ = env.reset(seed=0)
+    info = {}
+    for _ in range(env.max_turns):
+        obs, r, te, tr, info = env.step("I am not sure.")
+        assert set(info["reward_terms"]) == {"feedback", "task_success"}
+        assert r == pytest.approx(sum(info["reward_terms"].values()))
+        if te or tr:
+            break
+    assert te or tr
+    m = info["metrics"]
+    assert set(m) >= {"task_success", "user_effort", "turns", "timeout", "compliance"}
+    assert m["turns"] <= env.max_turns
+    assert "label" in info["oracle"]
+
+
+@pytest.mark.parametrize("action,exc,needle", [
+    (123, TypeError, "int"),
+    ("", ValueError, "empty"),
+    ("x" * 20, ValueError, "max_reply_chars=10"),
+])
+def test_bad_actions_raise_one_clear_error(action, exc, needle):
+    env = small_env(max_reply_chars=10)
+    env.reset(seed=0)
+    with pytest.raises(exc, match=needle):
+        env.step(action)
+
+
+def test_step_before_reset_and_after_end_raise():
+    env = small_env()
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.step("hello")
+    env.reset(seed=0)
+    te = tr = False
+    while not (te or tr):
+        _, _, te, tr, _ = env.step("I am not sure.")
+    with pytest.raises(RuntimeError, match="after the session ended"):
+        env.step("hello")
+
+
+def test_unknown_user_and_options_are_clear():
+    env = small_env()
+    with pytest.raises(ValueError, match="unknown user_id 'msc-00001'.*did you mean"):
+        env.reset(options={"user_id": "msc-00001"})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        env.reset(options={"users": 1})
+
+
+def test_render_is_a_transcript():
+    env = small_env(render_mode="ansi")
+    env.reset(seed=0)
+    env.step("Let me think. The answer is 3.")
+    text = env.render()
+    assert "USER:" in text and "ASSISTANT: Let me think." in text
+
+
+def test_import_does_not_import_torch():
+    code = "import sys, personalization_env, gymnasium as gym; gym.make('MultiSessionCollab-v0', n_users=1); " \
+           "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_make_vec_batches_users_and_autoresets():
+    envs = gym.make_vec("MultiSessionCollab-v0", num_envs=3, n_users=3, tasks_per_dataset=10)
+    obs, info = envs.reset(seed=0)
+    assert obs["user_id"] == tuple(f"msc-{i:04d}" for i in range(3))
+    done_seen = False
+    for _ in range(25):
+        obs, r, te, tr, info = envs.step(["I am not sure."] * 3)
+        assert r.shape == (3,)
+        done_seen |= bool((te | tr).any())
+    assert done_seen
+    assert (obs["session"] >= 1).any()
