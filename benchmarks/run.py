@@ -114,6 +114,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                       max_turns=cfg.max_turns, feedback=cfg.feedback)
     probe = MultiSessionCollabEnv(**env_kwargs)
     users = [p.user_id for p in probe.profiles]
+    agents = {m: make_agent(m, **_agent_kwargs(m, cfg, probe)) for m in cfg.methods}  # bad names fail before any work
     meta = {"config": dataclasses.asdict(cfg), "version": __version__, "python": platform.python_version(),
             "users": len(users), "simulated": cfg.agent_model.startswith("scripted"),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -129,7 +130,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
         for method in cfg.methods:
             env = MultiSessionCollabEnv(**env_kwargs)
             env.reset(seed=cfg.seed)
-            agent = make_agent(method, **_agent_kwargs(method, cfg, env))
+            agent = agents[method]
             for uid in users:
                 for row in run_lane(env, agent, uid, cfg.sessions):
                     row = {"method": method, **row}

@@ -48,8 +48,9 @@ class Condition:
 
     Args:
         kind: ``"always"``, ``"task_kinds"`` (only for the listed task kinds) or ``"situation"``
-            (only in a conversational situation, see :data:`SITUATIONS`).
-        task_kinds: the task kinds for ``kind="task_kinds"``.
+            (only in a conversational situation, see :data:`SITUATIONS`; optionally only for
+            ``task_kinds`` too, e.g. "when giving an answer to math problems").
+        task_kinds: the task kinds for ``kind="task_kinds"`` (or the restriction of a situation).
         situation: the situation for ``kind="situation"``.
     """
 
@@ -61,10 +62,11 @@ class Condition:
         if self.kind not in ("always", "task_kinds", "situation"):
             raise ValueError(f"condition kind must be always, task_kinds or situation, got {self.kind!r}")
         object.__setattr__(self, "task_kinds", frozenset(self.task_kinds))
-        if self.kind == "task_kinds":
-            bad = sorted(set(self.task_kinds) - set(TASK_KINDS))
-            if not self.task_kinds or bad:
-                raise ValueError(f"task_kinds condition needs kinds from {TASK_KINDS}, got {sorted(self.task_kinds)!r}")
+        bad = sorted(set(self.task_kinds) - set(TASK_KINDS))
+        if (self.kind == "task_kinds" and not self.task_kinds) or bad:
+            raise ValueError(f"task_kinds condition needs kinds from {TASK_KINDS}, got {sorted(self.task_kinds)!r}")
+        if self.kind == "always" and self.task_kinds:
+            raise ValueError("an 'always' condition takes no task_kinds; use kind='task_kinds'")
         if self.kind == "situation" and self.situation not in SITUATIONS:
             raise ValueError(f"unknown situation {self.situation!r}; expected one of {SITUATIONS}")
 
@@ -84,19 +86,22 @@ class Condition:
             return {"kind": "always"}
         if self.kind == "task_kinds":
             return {"kind": "task_kinds", "task_kinds": sorted(self.task_kinds)}
-        return {"kind": "situation", "situation": self.situation}
+        d: dict[str, Any] = {"kind": "situation", "situation": self.situation}
+        if self.task_kinds:
+            d["task_kinds"] = sorted(self.task_kinds)
+        return d
 
     def applies(self, ctx: "ReplyContext") -> bool:
         """Whether the condition holds for a reply in context ``ctx``."""
         if self.kind == "always":
             return True
-        if self.kind == "task_kinds":
-            return ctx.task_kind in self.task_kinds
-        return self.situation in ctx.situations
+        if self.task_kinds and ctx.task_kind not in self.task_kinds:
+            return False
+        return self.kind == "task_kinds" or self.situation in ctx.situations
 
     def overlaps(self, other: "Condition") -> bool:
         """Whether some reply could fall under both conditions (conservative: True unless provably disjoint)."""
-        if self.kind == "task_kinds" and other.kind == "task_kinds":
+        if self.task_kinds and other.task_kinds:
             return bool(self.task_kinds & other.task_kinds)
         return True
 
@@ -104,14 +109,16 @@ class Condition:
         """The condition as words a user would say ("When ...")."""
         if self.kind == "always":
             return "always"
+        names = {"math": "math problems", "logic": "logic puzzles", "multiple_choice": "multiple-choice questions",
+                 "code": "coding questions", "writing": "writing tasks"}
+        kinds = "for " + " and ".join(names[k] for k in sorted(self.task_kinds)) if self.task_kinds else ""
         if self.kind == "task_kinds":
-            names = {"math": "math problems", "logic": "logic puzzles", "multiple_choice": "multiple-choice questions",
-                     "code": "coding questions", "writing": "writing tasks"}
-            return "for " + " and ".join(names[k] for k in sorted(self.task_kinds))
-        return {"final_answer": "when giving an answer", "explanation": "when explaining something",
-                "multi_step": "on multi-step problems", "code": "when writing code",
-                "error_correction": "after I point out a mistake",
-                "winding_down": "when wrapping up"}[self.situation]  # type: ignore[index]
+            return kinds
+        sit = {"final_answer": "when giving an answer", "explanation": "when explaining something",
+               "multi_step": "on multi-step problems", "code": "when writing code",
+               "error_correction": "after I point out a mistake",
+               "winding_down": "when wrapping up"}[self.situation]  # type: ignore[index]
+        return f"{sit} {kinds}" if kinds else sit
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,9 @@ class PreferenceType:
         phrasings: several natural ways a user states it; a ``{cond}`` placeholder, if present, is
             filled with the condition's words.
         check: the programmatic checker, or None when the preference is not checkable.
-        conflict_group: preferences of the same group contradict each other.
+        conflict_group: ``"group"`` or ``"group:pole"``. Two types of the same group contradict each
+            other unless both name the same pole (``"length:short"`` types agree with each other and
+            contradict ``"length:long"``); see :func:`groups_conflict`.
         directive: how a compliant reply realises it (read by the scripted agent's renderer).
         families: which published profile families it covers (``"msc"``, ``"vars"``).
     """
@@ -200,6 +209,15 @@ class PreferenceType:
     families: tuple[str, ...] = ()
 
 
+def groups_conflict(a: str | None, b: str | None) -> bool:
+    """Whether two conflict groups contradict: same group, and not the same pole."""
+    if a is None or b is None:
+        return False
+    ga, _, pa = a.partition(":")
+    gb, _, pb = b.partition(":")
+    return ga == gb and not (pa and pa == pb)
+
+
 @dataclass(frozen=True)
 class Preference:
     """A preference held by one user: a library type under a (possibly narrowed) condition."""
@@ -213,8 +231,11 @@ class Preference:
         if self.condition == self.type.condition:
             return self.type.id
         c = self.condition
-        suffix = "+".join(sorted(c.task_kinds)) if c.kind == "task_kinds" else (c.situation or "always")
-        return f"{self.type.id}@{suffix}"
+        kinds = "+".join(sorted(c.task_kinds))
+        if c.kind == "situation":
+            sep = "/" if kinds or c.situation in TASK_KINDS else ""
+            return f"{self.type.id}@{c.situation}{sep}{kinds}"
+        return f"{self.type.id}@{kinds or 'always'}"
 
     @property
     def category(self) -> str:
@@ -230,8 +251,7 @@ class Preference:
 
     def conflicts(self, other: "Preference") -> bool:
         """Whether the two contradict under overlapping conditions."""
-        g = self.type.conflict_group
-        return (g is not None and g == other.type.conflict_group and self.type.id != other.type.id
+        return (self.type.id != other.type.id and groups_conflict(self.type.conflict_group, other.type.conflict_group)
                 and self.condition.overlaps(other.condition))
 
 

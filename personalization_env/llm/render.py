@@ -30,7 +30,7 @@ Length
 Extras
     ``example`` an example/analogy; ``confidence`` a confidence estimate with the answer;
     ``alternatives`` other approaches with tradeoffs; ``eliminate_options`` why other options are wrong;
-    ``verify`` a check of the result; ``define_vars`` "Let x be ..."; ``latex`` math in ``$...$``;
+    ``verify`` a check of the result; ``boxed`` the answer value in ``\\boxed{}`` (math); ``define_vars`` "Let x be ..."; ``latex`` math in ``$...$``;
     ``display_math`` a ``$$...$$`` line; ``edge_cases`` mention edge cases; ``complexity`` state the
     time complexity; ``table`` a small markdown table of the steps.
 Endings
@@ -51,8 +51,13 @@ Error correction (content.correcting)
     gives 0-2); ``explain_error`` say what went wrong; ``rederive`` redo from scratch;
     ``mark_correction`` "Correction: ...".
 
-Measured default violation rates of the 20 MSC types (DEFAULT_HABITS, 400 random contents per type in
-an applicable context; see tests/llm/test_render.py) are listed in :data:`MEASURED_DEFAULT_VIOLATION`.
+Measured default violation rates of the 20 MSC types (DEFAULT_HABITS, 200 renders per type over the test
+fixture contents in an applicable context; see tests/llm/test_render.py) are listed in
+:data:`MEASURED_DEFAULT_VIOLATION` (all within 0.43-0.72).
+
+Pairs: rendering the merged directives of two non-conflicting checkable types satisfies both checkers in
+about 99 % of renders; the failing pairs are mostly a tight length cap (three sentences, two sentences
+around code) combined with an element that needs its own sentence.
 """
 
 from __future__ import annotations
@@ -111,16 +116,16 @@ class ReplyContent:
 
 #: Probability of each optional element when no directive fixes it (the default model's style).
 DEFAULT_HABITS: Mapping[str, float] = {
-    "preamble": 0.5, "courtesy": 0.3, "acknowledge": 0.45, "transitions": 0.35, "restate": 0.25,
+    "preamble": 0.5, "courtesy": 0.35, "acknowledge": 0.55, "transitions": 0.45, "restate": 0.25,
     "encourage": 0.15, "filler": 0.3, "emoji": 0.1,
-    "outline": 0.4, "intuition_first": 0.45, "assumptions": 0.35, "show_steps": 0.6, "justify": 0.4,
-    "bullets": 0.3, "numbered": 0.35, "step_labels": 0.15, "headings": 0.4, "bold_terms": 0.3,
+    "outline": 0.6, "intuition_first": 0.55, "assumptions": 0.6, "show_steps": 0.6, "justify": 0.5,
+    "bullets": 0.3, "numbered": 0.35, "step_labels": 0.15, "headings": 0.6, "bold_terms": 0.3,
     "markdown": 1.0, "short_paragraphs": 0.4, "answer_first": 0.2, "premises_first": 0.3,
-    "concise": 0.3, "example": 0.45, "confidence": 0.4, "alternatives": 0.35, "eliminate_options": 0.4,
-    "verify": 0.3, "define_vars": 0.2, "latex": 0.45, "display_math": 0.2, "edge_cases": 0.25,
-    "complexity": 0.3, "table": 0.1, "takeaways": 0.45, "invite_questions": 0.3, "suggestion": 0.5,
-    "confirm_question": 0.4, "incremental": 0.0, "conclusion_line": 0.2, "word_count": 0.2,
-    "answer_line": 0.2, "bold_answer": 0.3, "summary_line": 0.05, "tldr": 0.4,
+    "concise": 0.45, "example": 0.55, "confidence": 0.5, "alternatives": 0.55, "eliminate_options": 0.4,
+    "verify": 0.3, "boxed": 0.3, "define_vars": 0.2, "latex": 0.45, "display_math": 0.2, "edge_cases": 0.25,
+    "complexity": 0.3, "table": 0.1, "takeaways": 0.55, "invite_questions": 0.3, "suggestion": 0.5,
+    "confirm_question": 0.5, "incremental": 0.0, "conclusion_line": 0.2, "word_count": 0.2,
+    "answer_line": 0.2, "bold_answer": 0.3, "summary_line": 0.05, "tldr": 0.5,
     "type_hints": 0.4, "docstring": 0.4, "comments": 0.4, "camel_case": 0.15, "usage_example": 0.5,
     "main_guard": 0.2, "code_first": 0.2, "split_code": 0.3, "fence_language": 0.85,
     "ack_error": 0.5, "explain_error": 0.4, "rederive": 0.4, "mark_correction": 0.3, "apology": 0.5,
@@ -129,7 +134,13 @@ DEFAULT_HABITS: Mapping[str, float] = {
 
 #: Default violation rates measured by tests/llm/test_render.py::test_default_violation_band (filled from a
 #: run with seed 0; the test recomputes them and checks the 25-75 % band loosely).
-MEASURED_DEFAULT_VIOLATION: Mapping[str, float] = {}
+MEASURED_DEFAULT_VIOLATION: Mapping[str, float] = {
+    "msc_narrative": 0.56, "msc_no_preamble": 0.43, "msc_polite": 0.55, "msc_blunt": 0.46,
+    "msc_no_suggestions": 0.48, "msc_proactive": 0.54, "msc_incremental": 0.52, "msc_holistic": 0.49,
+    "msc_analytical": 0.65, "msc_intuition_first": 0.68, "msc_bullets": 0.46, "msc_examples": 0.65,
+    "msc_confidence": 0.48, "msc_outline": 0.67, "msc_max_3_sentences": 0.72, "msc_headings": 0.69,
+    "msc_tldr": 0.57, "msc_numbered_steps": 0.64, "msc_takeaways": 0.68, "msc_multiple_approaches": 0.68,
+}
 
 _PREAMBLES = ("Great question! Let me walk you through this.", "Sure! Let's dive in.",
               "Let me walk you through this step by step.", "Good question, let's break it down.",
@@ -139,8 +150,11 @@ _COURTESY = ("I hope this helps!", "Thanks for the clear question, and I hope th
 _ACK_FALLBACK = ("Now that we have your question laid out, we can work through it.",
                  "Building on what you asked, here is how it goes.",
                  "Thanks for the details you gave, they make this straightforward.")
+_ACK_NEUTRAL = "Given what you've told me, here is how it works out."
+_INTUITION_MARKERS = ("key idea", "key insight", "principle", "big picture", "intuition", "in general", "the idea")
+_COURTESY_MARKERS = ("thank", "thanks", "please", "glad", "happy to", "sorry", "appreciate")
 _TRANSITIONS = ("With that in mind, ", "From there, ", "Building on that, ")
-_OUTLINES = ("Here's what we'll cover: the key idea, the steps, and the answer.",
+_OUTLINES = ("Here's what we'll cover: the key idea, the steps, and the result.",
              "Here's the plan: set up the problem, work through each step, then state the result.",
              "We'll cover three things: the setup, the working, and the final result.")
 _INTUITION_FALLBACK = "The key idea is to break the problem into small pieces and solve each one exactly."
@@ -159,7 +173,9 @@ _INVITE = ("Let me know if any step is unclear.", "Ask if any part is unclear.")
 _ENCOURAGE = ("You're on the right track with this one.", "Nice work getting this far.")
 _FILLER = ("Basically, ", "Essentially, ", "It's worth noting that ")
 _TAKEAWAYS = ("Key takeaways: {x}", "To summarize, {x}")
-_ELABORATE = ("It helps to keep every intermediate quantity written down so nothing gets lost along the way.",
+_ELABORATE = ("Before starting, it is useful to read the question twice and note exactly what is being asked.",
+              "Writing each quantity down explicitly keeps the work transparent and easy to audit later on.",
+"It helps to keep every intermediate quantity written down so nothing gets lost along the way.",
               "Working slowly here pays off, because a single slip early on would carry through to the end.",
               "Each of these steps is standard, and the same pattern shows up in many similar problems.",
               "If any number looks surprising, it is worth recomputing it before moving on to the next part.",
@@ -172,11 +188,19 @@ _PLAIN_TYPES = {"int": "3", "list": "[3, 1, 2]", "str": '"hello"', "float": "2.5
 _SUGGESTION_KEYS = ("suggestion",)
 
 
+#: Directive keys that are upper bounds: merging keeps the tightest (smallest) value.
+_CAP_KEYS = ("max_sentences", "max_words", "apology")
+
+
 def directives_for(types: Iterable[PreferenceType]) -> dict[str, Any]:
-    """Merge the ``directive`` of each type; later types override earlier ones on the same key."""
+    """Merge the ``directive`` of each type; later types override earlier ones on the same key.
+
+    Upper-bound keys (``max_sentences``, ``max_words``, ``apology``) keep the smallest value instead.
+    """
     out: dict[str, Any] = {}
     for t in types:
-        out.update(t.directive)
+        for k, v in t.directive.items():
+            out[k] = min(out[k], v) if k in _CAP_KEYS and k in out else v
     return out
 
 
@@ -192,8 +216,16 @@ def _answer_value(content: ReplyContent) -> str | None:
     return nums[-1] if nums else content.answer_text.rstrip(".")
 
 
-def _lower_first(s: str) -> str:
+def _lower_first(s: str, proper: frozenset[str] = frozenset()) -> str:
+    first = re.match(r"[A-Za-z']+", s)
+    if first and first.group(0) in proper:
+        return s
     return s[:1].lower() + s[1:] if s[:1].isupper() and not s[1:2].isupper() else s
+
+
+def _proper_nouns(sentences: Iterable[str]) -> frozenset[str]:
+    """Capitalised words that also appear capitalised mid-sentence (names), so they keep their case."""
+    return frozenset(m.group(1) for x in sentences for m in re.finditer(r"(?<=[a-z,;] )([A-Z][a-z]+)", x))
 
 
 def _latexify(sentence: str) -> str:
@@ -321,16 +353,22 @@ def _settings(directives: Mapping[str, Any], rng: np.random.Generator,
     if s["min_words"] is not None:
         s["concise"] = False
     if s["concise"]:
-        for k in ("preamble", "outline", "intuition_first", "assumptions", "example", "alternatives", "takeaways",
+        for k in ("preamble", "outline", "intuition_first", "example", "alternatives", "takeaways",
                   "invite_questions", "encourage", "restate", "headings", "table", "justify", "verify",
-                  "define_vars", "display_math", "transitions", "courtesy", "acknowledge", "tldr", "summary_line",
-                  "confidence", "suggestion", "answer_line", "eliminate_options", "confirm_question",
+                  "define_vars", "display_math", "transitions", "acknowledge", "summary_line",
+                  "answer_line", "eliminate_options",
                   "premises_first", "conclusion_line", "word_count", "edge_cases", "complexity", "explain_error",
                   "mark_correction", "rederive", "filler", "short_paragraphs"):
             if k not in directives:
                 s[k] = False
         if "show_steps" not in directives:
             s["show_steps"] = False
+        hard = s["max_sentences"] is not None or s["max_words"] is not None
+        for k in ("courtesy", "tldr", "confidence", "suggestion", "confirm_question"):
+            if hard and k not in directives:
+                s[k] = False
+        if not hard and s["min_words"] is None:
+            s["max_sentences_soft"] = 3
         if "apology" not in directives:
             s["apology"] = min(s["apology"], 1)
     return s
@@ -348,6 +386,11 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
     answer = c.answer_text
     value = _answer_value(c)
     steps = list(c.steps)
+    proper = _proper_nouns(steps)
+
+    def lower(x: str) -> str:
+        return _lower_first(x, proper)
+
     if s["incremental"] and not c.partial and len(steps) > 2:
         steps, answer = steps[:2], None
     partial = c.partial or (s["incremental"] and answer is None)
@@ -367,6 +410,8 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
 
     top: list[Block] = []
     if s["answer_first"] and answer_sent:
+        if s["headings"]:
+            top.append(("heading", "## Answer"))
         top.append(("para", [answer_sent]))
     if s["code_first"] and code_blocks:
         top.extend(("raw", b) for b in code_blocks)
@@ -391,7 +436,10 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
         if s["rederive"]:
             opener.append("Let's redo the solution from scratch.")
     if s["acknowledge"]:
-        opener.append(c.acknowledgement or _pick(s, 1, _ACK_FALLBACK))
+        ack = c.acknowledgement or _pick(s, 1, _ACK_FALLBACK)
+        if s["courtesy"] is False and T.contains_any(ack, _COURTESY_MARKERS):
+            ack = _ACK_NEUTRAL
+        opener.append(ack)
     if s["encourage"]:
         opener.append(_pick(s, 2, _ENCOURAGE))
     if s["headings"] and (opener or s["outline"] or s["intuition_first"] or s["assumptions"]):
@@ -406,6 +454,8 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
     framing: list[str] = []
     if s["intuition_first"]:
         intuition = c.intuition or _INTUITION_FALLBACK
+        if not T.contains_any(intuition, _INTUITION_MARKERS):
+            intuition = "The key idea: " + lower(intuition)
         framing.append(("**Key idea:** " if s["bold_terms"] else "") + intuition)
     if s["define_vars"] and math:
         framing.append("Let $x$ be the quantity we are solving for." if s["latex"] else
@@ -420,18 +470,18 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
         blocks.append(("heading", "## Solution"))
     body = list(steps)
     if s["filler"] and body:
-        body[0] = _pick(s, 5, _FILLER) + _lower_first(body[0])
+        body[0] = _pick(s, 5, _FILLER) + lower(body[0])
     if s["bold_terms"] and not s["intuition_first"] and body:
         body[0] = "**Key step:** " + body[0]
     if s["step_labels"]:
         body = [f"Step {i + 1}: {x}" for i, x in enumerate(body)]
     elif s["show_steps"] and len(body) > 1 and not (s["bullets"] or s["numbered"]):
-        body = [(_CONNECTORS[min(i, 3)] if i < len(body) - 1 else "Finally, ") + _lower_first(x)
+        body = [(_CONNECTORS[min(i, 3)] if i < len(body) - 1 else "Finally, ") + lower(x)
                 for i, x in enumerate(body)]
     if s["transitions"] and body:
-        body[0] = _pick(s, 6, _TRANSITIONS) + _lower_first(body[0])
+        body[0] = _pick(s, 6, _TRANSITIONS) + lower(body[0])
     if s["concise"] and len(body) > 1 and not s["numbered"]:
-        body = ["; ".join(x.rstrip(".") for x in body[:-1]) + "; " + _lower_first(body[-1])]
+        body = ["; ".join(x.rstrip(".") for x in body[:-1]) + "; " + lower(body[-1])]
     if s["numbered"] and len(body) < 2 and answer_sent:
         body.append(answer_sent)
         answer_sent = None
@@ -471,6 +521,8 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
     if answer_sent and not s["answer_first"]:
         ans.append(answer_sent)
     if answer:
+        if s["boxed"] and math and "\\boxed{" not in answer:
+            ans.append(f"In a box: \\boxed{{{value}}}.")
         if s["confidence"]:
             ans.append(f"I'm about {round(100 * c.confidence)}% confident in this answer.")
         if s["verify"]:
@@ -493,7 +545,7 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
     closing: list[str] = []
     if s["takeaways"] and (answer or steps):
         x = (c.intuition or (steps[0] if steps else "")).rstrip(".")
-        closing.append(_pick(s, 7, _TAKEAWAYS).format(x=_lower_first(x) + ".") if x else "To summarize, we solved it.")
+        closing.append(_pick(s, 7, _TAKEAWAYS).format(x=lower(x) + ".") if x else "To summarize, we solved it.")
     if s["courtesy"]:
         closing.append(_pick(s, 8, _COURTESY))
     if s["invite_questions"]:
@@ -601,8 +653,9 @@ def render(content: ReplyContent, directives: Mapping[str, Any], rng: np.random.
     elaborate = 0
     while True:
         blocks = _compose(content, s, keep, elaborate)
-        if s["max_sentences"] is not None:
-            blocks = _fit_sentences(blocks, int(s["max_sentences"]))
+        cap = s["max_sentences"] if s["max_sentences"] is not None else s.get("max_sentences_soft")
+        if cap is not None:
+            blocks = _fit_sentences(blocks, int(cap))
         if s["short_paragraphs"]:
             blocks = _short_paragraphs(blocks)
         text = _join(blocks)

@@ -225,12 +225,12 @@ class ScriptedBackend(ChatBackend):
         directives = directives_for(followed)
         steps = list(task.steps) or ["Let's work through the problem carefully."]
         partial = False
-        if directives.get("incremental") and len(steps) >= 2:
-            k = sum(1 for a in previous if a.rstrip().endswith("?"))
-            if k < len(steps) - 1:
-                steps, partial = [steps[k]], True
-            else:
-                steps = steps[k:] if k < len(steps) else steps[-1:]
+        if directives.get("incremental") and len(steps) > 2:
+            # two steps per reply; every earlier check-in question marks a delivered chunk
+            k = 2 * sum(1 for a in previous if a.rstrip().endswith("?") and extract_answer(task, a) is None)
+            k = min(k, len(steps) - 1)
+            partial = k + 2 < len(steps)
+            steps = steps[k:k + 2]
         intuition, example = _GENERIC.get(task.kind, _GENERIC["math"])
         ack = ""
         if previous:
@@ -240,6 +240,7 @@ class ScriptedBackend(ChatBackend):
             task_kind=task.kind,
             steps=steps,
             answer_text=None if partial else answer_sentence(task, answer),
+            answer=None if partial else answer,
             intuition=intuition,
             example=example,
             code=task.meta.get("code") if task.kind == "code" else None,
@@ -247,6 +248,7 @@ class ScriptedBackend(ChatBackend):
             confidence=round(float(skill), 2),
             acknowledgement=ack,
             partial=partial,
+            correcting="error_correction" in ctx_final.situations,
         )
         habits = self.config.habits if self.config.habits is not None else DEFAULT_HABITS
         return render(content, directives, rng, habits)

@@ -89,7 +89,7 @@ PREAMBLE = ("great question", "good question", "excellent question", "what a gre
             "let me take a look")
 META = ("let me walk you through", "let me explain", "let's dive", "let us dive", "let me break", "let's break this",
         "i'll walk you", "i will walk you", "as i mentioned", "now that we", "moving on", "with that in mind",
-        "let's get started", "in this response", "in this answer", "i'm going to explain", "i will explain",
+        "let's get started", "i'm going to explain", "i will explain",
         "i'll explain", "building on that", "having established")
 SUGGESTION = ("you might also", "you may also want", "you might want to", "you may want to", "you could also",
               "you could try", "next step", "next steps", "as a next step", "next, you could", "next, try",
@@ -142,7 +142,7 @@ ACK_CONTEXT = ("now that", "as you mentioned", "you mentioned", "as we discussed
                "following up", "picking up", "since you", "given what you", "you asked", "you've",
                "you have", "as you said", "you said", "from your message", "your question", "you're asking",
                "you are asking", "thanks for", "going back to", "to your point")
-TRANSITION = ("with that in mind", "building on", "this means", "which means", "from there", "that gives",
+TRANSITION = ("with that in mind", "building on", "this means", "which means", "that means", "from there", "that gives",
               "so ", "next,", "then,", "then ", "now,", "after that", "once we", "with that", "that leaves",
               "this tells us", "as a result", "putting it together", "in turn")
 FILLER = ("basically", "essentially", "it's worth noting", "it is worth noting", "needless to say",
@@ -181,7 +181,7 @@ LATEX_CMD_RE = re.compile(r"\\(frac|sqrt|cdot|times|le|ge|leq|geq|neq|pi|sum|int
                           r"text|mathrm|binom|infty|approx|pm)\b")
 EMOJI_RE = re.compile("[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F2FF\U0001F900-\U0001F9FF"
                       "\u2B50\u2B55\u231A-\u231B\u23E9-\u23FA]")
-LETTER_RE = re.compile(r"\(([A-E])\)|\b(?:option|answer|choice)\s*(?:is\s*)?:?\s*\(?\*{0,2}([A-E])\b"
+LETTER_RE = re.compile(r"\(([A-E])\)|\b(?i:option|answer|choice)\s*(?:is\s*)?:?\s*\(?\*{0,2}([A-E])\b"
                        r"|^\s*\**\(?([A-E])[).:]|\*\*\(?([A-E])\)?\*\*")
 _SNAKE = re.compile(r"^_?[a-z][a-z0-9_]*$|^_$|^[A-Z][A-Z0-9_]*$")
 
@@ -216,8 +216,12 @@ def _first_content_position(reply: str) -> int:
     for raw in reply.split("\n"):
         ln = T.classify_lines(raw)[0] if raw.strip() else None
         if ln is not None and (ln.kind in ("item", "fence", "table", "math")
-                               or re.search(r"\S\s*=\s*\S", raw) or re.match(r"\s*(first|step 1)\b", raw, re.I)):
+                               or re.match(r"\s*(first|step 1)\b", raw, re.I)):
             pos = offset
+            break
+        eq = re.search(r"\S\s*=\s*\S", raw)
+        if eq:
+            pos = offset + eq.start()
             break
         offset += len(raw) + 1
     return pos
@@ -390,11 +394,16 @@ def has_confidence(reply: str, ctx: ReplyContext) -> bool:
 
 @register("multiple_approaches")
 def multiple_approaches(reply: str, ctx: ReplyContext) -> bool:
-    """When answering, names at least two approaches ('Approach 1', 'Alternatively', ...) with a tradeoff."""
+    """When answering, names at least two approaches with a tradeoff.
+
+    Two approaches: two markers ('Option 1', 'Alternatively', 'another approach' ...) or one
+    "you could use X ... or Y" sentence; a tradeoff: 'faster', 'but', 'downside', 'pros/cons' ...
+    """
     if not _needs_answer(ctx):
         return True
     p = T.prose(reply)
-    return T.count_any(p, APPROACH) >= 2 and T.contains_any(p, TRADEOFF)
+    either_or = re.search(r"\b(could|can|might)\s+(use|try|go with|do|either|pick)\b[^.\n]{3,}?\bor\b", p, re.I)
+    return T.count_any(p, APPROACH) + 2 * bool(either_or) >= 2 and T.contains_any(p, TRADEOFF)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -492,14 +501,21 @@ def no_filler(reply: str, ctx: ReplyContext) -> bool:
 
 @register("answer_first")
 def answer_first(reply: str, ctx: ReplyContext) -> bool:
-    """When answering, the first sentence states the answer ('answer', '\\boxed', 'result', an option letter)."""
+    """When answering, the first sentence states the answer.
+
+    It must mention 'answer'/'result'/'final', a ``\\boxed{}`` or an option letter '(B)', or read
+    "... is/equals <value>" without starting like a solution step ('First', 'Let', 'We', 'To').
+    """
     if not _needs_answer(ctx):
         return True
     first = _lead_sentences(reply, 1)
     if not first:
         return False
     s = first[0]
-    return bool(re.search(r"answer|\\boxed|result|\(\s*[A-E]\s*\)|final", s, re.IGNORECASE))
+    if re.search(r"answer|\\boxed|result|\(\s*[A-E]\s*\)|final", s, re.IGNORECASE):
+        return True
+    stepwise = re.match(r"\W*(first|let|let's|to|start|we|begin|step)\b", s, re.IGNORECASE)
+    return not stepwise and bool(re.search(r"\b(is|are|equals|=)\s+\**\$?[-\d(A-Z\\]", s))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -701,7 +717,9 @@ def defines_variables(reply: str, ctx: ReplyContext) -> bool:
 
 @register("has_verification")
 def has_verification(reply: str, ctx: ReplyContext) -> bool:
-    """Checks the result ('Check: ...', 'substituting back', 'verify')."""
+    """When answering, checks the result ('Check: ...', 'substituting back', 'verify')."""
+    if not _needs_answer(ctx):
+        return True
     return T.contains_any(T.prose(reply), VERIFY)
 
 
@@ -711,11 +729,12 @@ def has_verification(reply: str, ctx: ReplyContext) -> bool:
 
 @register("letter_first")
 def letter_first(reply: str, ctx: ReplyContext) -> bool:
-    """For multiple choice with an answer: the first sentence names the option letter ('(B)', 'Answer: B')."""
+    """When answering: the option letter ('(B)', 'Answer: B') comes within the first 40 characters of the first sentence."""
     if not _needs_answer(ctx):
         return True
     first = _lead_sentences(reply, 1)
-    return bool(first) and bool(LETTER_RE.search(first[0]))
+    m = LETTER_RE.search(first[0]) if first else None
+    return m is not None and m.start() <= 40
 
 
 @register("eliminates_options")

@@ -191,7 +191,7 @@ def find_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     best = -1
     low = _norm(text)
     for ph in phrases:
-        m = re.search(r"(?<![a-z])" + re.escape(ph.lower()) + r"(?![a-z])", low)
+        m = re.search(r"(?<![a-z])" + re.escape(_norm(ph).strip()) + r"(?![a-z])", low)
         if m and (best < 0 or m.start() < best):
             best = m.start()
     return best
@@ -205,4 +205,4 @@ def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
 def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Total number of whole-phrase matches of ``phrases`` in ``text`` (case-insensitive)."""
     low = _norm(text)
-    return sum(len(re.findall(r"(?<![a-z])" + re.escape(p.lower()) + r"(?![a-z])", low)) for p in phrases)
+    return sum(len(re.findall(r"(?<![a-z])" + re.escape(_norm(p).strip()) + r"(?![a-z])", low)) for p in phrases)

@@ -51,13 +51,15 @@ def _compatible(p: Preference, chosen: Sequence[Preference]) -> bool:
     return True
 
 
-def _narrowings(t: PreferenceType, rng: np.random.Generator, p_conditional: float) -> list[Condition]:
+def _narrowings(t: PreferenceType, rng: np.random.Generator, p_conditional: float,
+                kinds: Sequence[str] = _NARROW_KINDS) -> list[Condition]:
     """Conditions to try for type ``t``, most preferred first."""
-    if t.condition.kind != "always":
+    if t.condition.kind == "task_kinds":
         return [t.condition]
-    kinds = list(rng.permutation(_NARROW_KINDS))
-    singles = [Condition(kind="task_kinds", task_kinds=frozenset([k])) for k in kinds]
-    pair = Condition(kind="task_kinds", task_kinds=frozenset(kinds[:2]))
+    kinds = list(rng.permutation(list(kinds)))
+    kind = t.condition.kind if t.condition.kind == "situation" else "task_kinds"
+    singles = [Condition(kind=kind, situation=t.condition.situation, task_kinds=frozenset([k])) for k in kinds]
+    pair = Condition(kind=kind, situation=t.condition.situation, task_kinds=frozenset(kinds[:2]))
     if rng.random() < p_conditional:
         return [pair, *singles]
     return [t.condition, pair, *singles]
@@ -104,6 +106,13 @@ def generate_profiles(n_users: int, n_prefs: int | None = None, *, style: str = 
         weights = dict(VARS_MIX)
     by_cat: dict[str, list[PreferenceType]] = {c: [t for t in types if t.category == c] for c in weights}
     rng = np.random.default_rng([seed, 0 if style == "msc" else 1, n_prefs])
+    if style == "complex" and n_prefs > 0.6 * len(types):
+        # dense profiles: narrow every type so that types can recur under disjoint task kinds
+        p_conditional = 1.0
+    spare = [t for t in cat.values() if (t.check is not None or not checkable_only) and t not in types]
+    # last resort for the densest profiles: types without a checker (never enforced by the rule user)
+    uncheckable = [t for t in cat.values() if t.check is None and t not in types and t not in spare]
+    kinds = _NARROW_KINDS + (("writing",) if n_prefs > len(types) else ())
     pool = personas()
     prefix = id_prefix or style
     out = []
@@ -114,12 +123,14 @@ def generate_profiles(n_users: int, n_prefs: int | None = None, *, style: str = 
             for c in list(rng.permutation(list(weights)))[: min(n_prefs, len(weights))]:
                 quotas[str(c)] = 1
 
-        def take(cands: list[PreferenceType], want: int) -> None:
+        def take(cands: list[PreferenceType], want: int, singles: bool = False) -> None:
             for i in rng.permutation(len(cands)):
                 if want <= 0:
                     return
                 t = cands[int(i)]
-                conds = [t.condition] if style == "msc" else _narrowings(t, rng, p_conditional)
+                conds = [t.condition] if style == "msc" else _narrowings(t, rng, p_conditional, kinds)
+                if singles:
+                    conds = [c for c in conds if len(c.task_kinds) == 1] or conds
                 for cond in conds:
                     p = Preference(t, cond)
                     if _compatible(p, chosen):
@@ -130,10 +141,11 @@ def generate_profiles(n_users: int, n_prefs: int | None = None, *, style: str = 
         for c, q in quotas.items():
             take(by_cat[c], q)
         # fill: any category, repeated types under disjoint task-kind conditions
-        rounds = 0
-        while len(chosen) < n_prefs and rounds < 8:
-            take(types, n_prefs - len(chosen))
-            rounds += 1
+        for pool_ in (types, spare, uncheckable):  # beyond the family's library: other categories' types
+            for _ in range(8):
+                if len(chosen) >= n_prefs:
+                    break
+                take(pool_, n_prefs - len(chosen), singles=True)
         if len(chosen) < n_prefs:
             raise ValueError(f"cannot build {n_prefs} non-conflicting {style} preferences from the library "
                              f"(reached {len(chosen)}); lower n_prefs")

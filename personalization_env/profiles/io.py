@@ -5,8 +5,9 @@ Line format::
     {"user_id": "u1", "persona": "...", "traits": {}, "preferences": ["bullets", "concise@math+logic",
      {"type": "tldr", "condition": {"kind": "situation", "situation": "final_answer"}}]}
 
-A preference is a library type id, optionally narrowed with ``@`` to task kinds (joined by ``+``)
-or to a situation.
+A preference is a library type id, optionally narrowed with ``@`` to task kinds and/or one situation,
+as ``"tldr@math+logic"``, ``"tldr@final_answer"`` or ``"tldr@final_answer/math+logic"`` (a situation
+restricted to task kinds; ``"x@code"`` is the task kind, ``"x@code/"`` the situation).
 """
 
 from __future__ import annotations
@@ -42,24 +43,25 @@ def parse_preference(spec: str | Mapping[str, Any]) -> Preference:
     t = get_type(tid)
     if not suffix:
         return Preference(t, t.condition)
-    if suffix in SITUATIONS:
-        return Preference(t, Condition(kind="situation", situation=suffix))
-    kinds = suffix.split("+")
+    if suffix == "always":
+        return Preference(t, Condition())
+    sit, slash, kinds_part = suffix.partition("/")
+    if not slash:  # "math+logic" (task kinds) or "final_answer" (a situation; "code" alone is the task kind)
+        sit, kinds_part = ("", suffix) if suffix in TASK_KINDS or "+" in suffix else (suffix, "")
+    kinds = [k for k in kinds_part.split("+") if k]
     bad = [k for k in kinds if k not in TASK_KINDS]
-    if bad:
-        raise ValueError(f"unknown condition {suffix!r} in preference {spec!r}; use task kinds {TASK_KINDS} "
-                         f"joined by '+' or a situation from {SITUATIONS}")
+    if bad or (sit and sit not in SITUATIONS) or (not sit and not kinds):
+        raise ValueError(f"unknown condition {suffix!r} in preference {spec!r}; use task kinds {TASK_KINDS} joined "
+                         f"by '+', a situation from {SITUATIONS}, or '<situation>/<kinds>'")
+    if sit:
+        return Preference(t, Condition(kind="situation", situation=sit, task_kinds=frozenset(kinds)))
     return Preference(t, Condition(kind="task_kinds", task_kinds=frozenset(kinds)))
 
 
 def _pref_to_json(p: Preference) -> str | dict[str, Any]:
     if p.condition == p.type.condition:
         return p.type.id
-    if p.condition.kind == "task_kinds":
-        return f"{p.type.id}@{'+'.join(sorted(p.condition.task_kinds))}"
-    if p.condition.kind == "situation":
-        return f"{p.type.id}@{p.condition.situation}"
-    return {"type": p.type.id, "condition": p.condition.to_dict()}
+    return p.id
 
 
 def profile_to_dict(p: Profile) -> dict[str, Any]:

@@ -22,8 +22,10 @@ from personalization_env.types import Task
 _SAFE_BUILTIN_NAMES = ("len", "range", "str", "int", "sum", "min", "max", "abs", "sorted", "list", "dict",
                        "tuple", "bool", "enumerate", "reversed", "zip", "True", "False", "None")
 
-# A sampler returns (positional args, fields for the step sentences).
-Sampler = Callable[[np.random.Generator, dict[str, Any], dict[str, Any]], tuple[list[Any], dict[str, Any]]]
+Fields = dict[str, Any]
+Drawn = tuple[list[Any], Fields]  # (positional args, fields for the step sentences)
+# A sampler draws the arguments; it may add template fields (constants) to ``v``; ``w`` holds word lists.
+Sampler = Callable[[np.random.Generator, Fields, Fields], Drawn]
 
 
 def run_code(code: str, fn_name: str, args: list[Any] | tuple[Any, ...]) -> Any:
@@ -71,7 +73,7 @@ def _join(items: list[Any]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _sum_evens(rng, v, w):
+def _sum_evens(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     xs = _int_list(rng)
     if not any(x % 2 == 0 for x in xs):
         xs[int(rng.integers(len(xs)))] = 2 * _ri(rng, 1, 10)
@@ -79,13 +81,13 @@ def _sum_evens(rng, v, w):
     return [xs], dict(evens=_join(evens))
 
 
-def _count_above(rng, v, w):
+def _count_above(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     xs = _int_list(rng)
     k = _ri(rng, 5, 15)
     return [xs, k], dict(above=_join([x for x in xs if x > k]))
 
 
-def _running_max(rng, v, w):
+def _running_max(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     xs = _int_list(rng, 4, 6)
     out, best = [], xs[0]
     for x in xs:
@@ -94,27 +96,27 @@ def _running_max(rng, v, w):
     return [xs], dict(trace=" then ".join(str(o) for o in out))
 
 
-def _reverse_words(rng, v, w):
+def _reverse_words(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     words = [_word(rng, w) for _ in range(_ri(rng, 3, 5))]
     return [" ".join(words)], dict(words_list=_join(words))
 
 
-def _count_vowels(rng, v, w):
+def _count_vowels(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     s = "".join(_word(rng, w) for _ in range(2))
     return [s], dict(vowels=_join([c for c in s if c in "aeiou"]))
 
 
-def _digit_sum(rng, v, w):
+def _digit_sum(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     n = _ri(rng, 100, 999999)
     return [n], dict(digits=_join(list(str(n))))
 
 
-def _min_max(rng, v, w):
+def _min_max(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     xs = _int_list(rng, 4, 7, -10, 30)
     return [xs], dict(lo_v=min(xs), hi_v=max(xs))
 
 
-def _is_sorted(rng, v, w):
+def _is_sorted(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     xs = _int_list(rng, 4, 6)
     if rng.random() < 0.5:
         xs = sorted(xs)
@@ -124,7 +126,7 @@ def _is_sorted(rng, v, w):
     return [xs], dict(sorted_note=note)
 
 
-def _label_number(rng, v, w):
+def _label_number(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     a, b = (int(x) for x in rng.choice([2, 3, 5, 7], size=2, replace=False))
     w1, w2 = (w["label_words"][int(i)] for i in rng.choice(len(w["label_words"]), size=2, replace=False))
     v.update(a=a, b=b, w1=w1, w2=w2)
@@ -134,18 +136,18 @@ def _label_number(rng, v, w):
         got = (n % a == 0) * 1 + (n % b == 0) * 2
         if got == [3, 1, 2, 0][mode]:
             break
-    which = {3: f"It is divisible by both, so the two labels are joined.",
+    which = {3: "It is divisible by both, so the two labels are joined.",
              1: f"It is divisible by {a} only.", 2: f"It is divisible by {b} only.",
              0: "It is divisible by neither, so the number itself is returned as a string."}[got]
     return [n], dict(ra=n % a, rb=n % b, which=which)
 
 
-def _scale_odds(rng, v, w):
+def _scale_odds(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     v.update(m=_ri(rng, 2, 5))
     return [_int_list(rng, 4, 6)], {}
 
 
-def _char_counts(rng, v, w):
+def _char_counts(rng: np.random.Generator, v: Fields, w: Fields) -> Drawn:
     return [_word(rng, w)], {}
 
 

@@ -2,7 +2,9 @@
 
 A hidden arrangement is drawn; true clues are added until brute force over all permutations leaves
 exactly one arrangement, then redundant clues are pruned. The answer (a person's name) is therefore
-unique by construction, and ``meta["solutions"]`` records the brute-force count (always 1).
+unique by construction. ``meta`` records the people (``entities``), the slots, the clues as
+``(type, x, y, slot, slot2)`` tuples (``clues``; see :func:`holds`), the full ``solution`` and the
+brute-force count of consistent arrangements (``solutions``, always 1).
 Wording lives in ``tasks/data/logic_templates.json``.
 """
 

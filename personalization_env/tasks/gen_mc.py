@@ -20,8 +20,9 @@ from personalization_env.types import Task
 
 LETTERS = "ABCD"
 
-# A sampler returns (template fields, correct option text, three distractor texts).
-Sampler = Callable[[np.random.Generator, dict[str, Any], dict[str, Any]], tuple[dict[str, Any], str, list[str]]]
+Fields = dict[str, Any]
+Drawn = tuple[Fields, str, list[str]]  # (template fields, correct option text, three distractor texts)
+Sampler = Callable[[np.random.Generator, Fields, Fields], Drawn]
 
 
 def _ri(rng: np.random.Generator, lo: int, hi: int) -> int:
@@ -52,7 +53,7 @@ def _pick_distinct(rng: np.random.Generator, correct: Any, pool: list[Any], k: i
     return [uniq[i] for i in idx]
 
 
-def _unit_conversion(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _unit_conversion(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     conv = tpl["conversions"][int(rng.integers(len(tpl["conversions"])))]
     f = int(conv["factor"])
     x = _ri(rng, 2, 25)
@@ -65,7 +66,7 @@ def _unit_conversion(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str,
     return fields, str(ans), [str(d) for d in distractors]
 
 
-def _prime(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _prime(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     p = _ri(rng, 20, 200)
     while not is_prime(p):
         p += 1
@@ -76,7 +77,7 @@ def _prime(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
     return dict(composite_reasons=reasons), str(p), [str(c) for c in distractors]
 
 
-def _multiply(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _multiply(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     a, b = _ri(rng, 12, 99), _ri(rng, 11, 19)
     ans = a * b
     distractors = _pick_distinct(rng, ans, [ans + 10, ans - 10, ans + a, ans - a, ans + 1, ans - b, a * (b + 10)])
@@ -84,7 +85,7 @@ def _multiply(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
     return fields, str(ans), [str(d) for d in distractors]
 
 
-def _weekday(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _weekday(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     days = w["weekdays"]
     d, k = _ri(rng, 0, 6), _ri(rng, 8, 100)
     ans = days[(d + k) % 7]
@@ -96,7 +97,7 @@ def _fmt_date(d: dt.date, months: list[str]) -> str:
     return f"{months[d.month - 1]} {d.day}, {d.year}"
 
 
-def _date_add(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _date_add(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     months = w["months"]
     start = dt.date(_ri(rng, 2021, 2026), 1, 1) + dt.timedelta(days=_ri(rng, 0, 364))
     k = _ri(rng, 10, 75)
@@ -112,7 +113,7 @@ def _date_add(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
     return fields, _fmt_date(end, months), [_fmt_date(x, months) for x in distractors]
 
 
-def _lcm(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _lcm(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     while True:
         a, b = _ri(rng, 4, 36), _ri(rng, 4, 36)
         g = math.gcd(a, b)
@@ -123,7 +124,7 @@ def _lcm(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
     return dict(a=a, b=b, g=g, ab=a * b), str(ans), [str(d) for d in distractors]
 
 
-def _largest_fraction(rng: np.random.Generator, tpl: dict[str, Any], w: dict[str, Any]):
+def _largest_fraction(rng: np.random.Generator, tpl: Fields, w: Fields) -> Drawn:
     fracs: list[Fraction] = []
     texts: list[str] = []
     while len(fracs) < 4:

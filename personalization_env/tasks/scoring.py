@@ -109,7 +109,7 @@ def _last_answer_phrase(text: str) -> str | None:
 # Math
 # --------------------------------------------------------------------------------------------------
 
-_NUM_PREFIX = re.compile(r"^([-+]?(?:\\\$|\$)?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?=\s+[A-Za-z])")
+_NUM_PREFIX = re.compile(r"^([-+]?(?:\\\$|\$)?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+)*$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 
 
@@ -120,7 +120,7 @@ def _clean_math(s: str) -> str:
         s = box
     s = re.sub(r"^[A-Za-z]\s*=\s*", "", s)  # "x = 5" -> "5"
     m = _NUM_PREFIX.match(s)
-    if m:  # "12 dollars" -> "12"
+    if m:  # "12 dollars" -> "12" (only when everything after the number is plain words)
         s = m.group(1)
     s = s.replace("\\$", "")
     if s.startswith("$") and re.match(r"^\$\d", s) and s.count("$") == 1:
@@ -133,7 +133,7 @@ def _latex_norm(s: str) -> str:
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
     s = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", s)
     s = re.sub(r"\\(?:!|,|;|:|quad|qquad)", "", s)
-    s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\%", "").replace("$", "")
+    s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\%", "").replace("%", "").replace("$", "")
     s = re.sub(r"\s+", "", s)
     s = re.sub(r"\.$", "", s)
     if _THOUSANDS.match(s):
@@ -463,12 +463,12 @@ def answer_sentence(task: Task, answer: str) -> str:
         answer: the answer to state (for multiple choice: a letter or an option's text).
 
     Returns:
-        One sentence, e.g. ``"The final answer is $\\boxed{10455}$."`` or
+        One sentence, e.g. ``"The final answer is \\boxed{10455}."`` or
         ``"The answer is (B) Sickle cell disease."``.
     """
     answer = str(answer).strip()
     if task.kind == "math":
-        return f"The final answer is $\\boxed{{{answer}}}$."
+        return f"The final answer is \\boxed{{{answer}}}."
     if task.kind == "multiple_choice":
         hits = _resolve_mc(task, answer)
         if not hits:
