@@ -80,11 +80,15 @@ def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv) -> dict
     return kw
 
 
-def run_lane(env: MultiSessionCollabEnv, agent: Agent, user_id: str, sessions: int) -> Iterator[dict[str, Any]]:
-    """Run ``sessions`` sessions of one user; yields one row per session."""
-    for _ in range(sessions):
+def run_lane(env: MultiSessionCollabEnv, agent: Agent, user_id: str, sessions: int,
+             seed: int | None = None) -> Iterator[dict[str, Any]]:
+    """Run ``sessions`` sessions of one user; yields one row per session.
+
+    ``seed``, when given, starts a fresh lifetime of the world with the lane's first session.
+    """
+    for k in range(sessions):
         t0 = time.perf_counter()
-        obs, info = env.reset(options={"user_id": user_id})
+        obs, info = env.reset(seed=seed if k == 0 else None, options={"user_id": user_id})
         row: dict[str, Any] = {"user_id": user_id, "session": info["session"], "task_id": info["task_id"],
                                "dataset": info["dataset"]}
         try:
@@ -129,10 +133,9 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
     with open(out / "sessions.jsonl", "w", encoding="utf-8") as f:
         for method in cfg.methods:
             env = MultiSessionCollabEnv(**env_kwargs)
-            env.reset(seed=cfg.seed)
             agent = agents[method]
-            for uid in users:
-                for row in run_lane(env, agent, uid, cfg.sessions):
+            for i, uid in enumerate(users):
+                for row in run_lane(env, agent, uid, cfg.sessions, seed=cfg.seed if i == 0 else None):
                     row = {"method": method, **row}
                     f.write(json.dumps(row) + "\n")
                     f.flush()

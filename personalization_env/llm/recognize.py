@@ -104,7 +104,15 @@ class PreferenceRecognizer:
         n = len(refs)
         self._idf = {w: math.log(1 + n / c) for w, c in df.items()}
         self._default_idf = math.log(1 + n)
-        self._refs = [(tid, self._vec(ws)) for tid, ws in refs if ws]
+        self._ref_ids: list[str] = []
+        self._postings: dict[str, list[tuple[int, float]]] = {}
+        for tid, ws in refs:
+            if not ws:
+                continue
+            j = len(self._ref_ids)
+            self._ref_ids.append(tid)
+            for w, x in self._vec(ws).items():
+                self._postings.setdefault(w, []).append((j, x))
         self._cache: dict[str, Recognition | None] = {}
 
     def _vec(self, words: Iterable[str]) -> dict[str, float]:
@@ -121,11 +129,13 @@ class PreferenceRecognizer:
             return hit
         q = self._vec(content_words(statement))
         best_id, best = None, 0.0
-        if q:
-            for tid, ref in self._refs:
-                s = sum(x * ref.get(w, 0.0) for w, x in q.items())
-                if s > best:
-                    best_id, best = tid, s
+        scores: dict[int, float] = {}
+        for w, x in q.items():
+            for j, y in self._postings.get(w, ()):
+                scores[j] = scores.get(j, 0.0) + x * y
+        for j in sorted(scores):  # ties go to the earliest reference, as a linear scan would
+            if scores[j] > best:
+                best_id, best = self._ref_ids[j], scores[j]
         out = None
         if best_id is not None and best >= self.threshold:
             out = Recognition(best_id, best, read_condition(statement))

@@ -137,6 +137,10 @@ class ScriptedBackend(ChatBackend):
         self.model = model
         self._recognizer: PreferenceRecognizer | None = None
         self._judge = KeywordClassifier()
+        # memo tables (pure functions of their keys; bounded)
+        self._tasks: dict[str, Task | None] = {}
+        self._message_recs: dict[str, list[Recognition]] = {}
+        self._answers: dict[tuple[str, int], str] = {}
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -148,7 +152,15 @@ class ScriptedBackend(ChatBackend):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_recognizer"] = None  # rebuilt lazily; keeps pickles small
+        state["_tasks"], state["_message_recs"], state["_answers"] = {}, {}, {}
         return state
+
+    @staticmethod
+    def _remember(table: dict, key: Any, value: Any, limit: int = 50_000) -> Any:
+        if len(table) >= limit:
+            table.clear()
+        table[key] = value
+        return value
 
     @staticmethod
     def _find_task(text: str) -> Task | None:
@@ -162,18 +174,22 @@ class ScriptedBackend(ChatBackend):
                 return task
         return None
 
+    def _message_recognitions(self, text: str, problem: str) -> list[Recognition]:
+        hit = self._message_recs.get(text)
+        if hit is not None:
+            return hit
+        body = text.replace(problem, " ") if problem and problem in text else text
+        recs = [r for r in map(self.recognizer.recognize, statements(body)) if r is not None]
+        return self._remember(self._message_recs, text, recs)
+
     def _recognised(self, messages: tuple[Message, ...], problem: str) -> dict[str, Recognition]:
         """Distinct preference types recognised in the prompt (system lines and user sentences)."""
         found: dict[str, Recognition] = {}
-        for i, m in enumerate(messages):
+        for m in messages:
             if m.role == "assistant":
                 continue
-            text = m.content
-            if problem and problem in text:
-                text = text.replace(problem, " ")
-            for s in statements(text):
-                r = self.recognizer.recognize(s)
-                if r is not None and (r.type_id not in found or r.score > found[r.type_id].score):
+            for r in self._message_recognitions(m.content, problem):
+                if r.type_id not in found or r.score > found[r.type_id].score:
                     found[r.type_id] = r
         return found
 
@@ -194,7 +210,7 @@ class ScriptedBackend(ChatBackend):
         if not users:
             return "Hello! What can I help you with?"
         first = users[0].content
-        task = self._find_task(first)
+        task = self._tasks[first] if first in self._tasks else self._remember(self._tasks, first, self._find_task(first))
         rng = np.random.default_rng(_seed_of(req.seed, first, len(msgs)))
         if task is None:
             return "I'm not sure I have enough information to solve this. Could you share the full problem?"
@@ -202,11 +218,14 @@ class ScriptedBackend(ChatBackend):
         recognised = self._recognised(msgs, task.problem)
         p = self.config.follow_prob(len(recognised))
 
-        # answer attempt: redrawn each time an earlier reply stated an answer the user did not accept
-        attempt = sum(1 for a in previous if extract_answer(task, a) is not None)
+        # answer attempt: redrawn only when the user pushed back on correctness (not on style)
+        attempt = sum(1 for m in users[1:] if self._judge.classify(m.content) == "neg_correction")
         skill = self.config.skill.get(task.dataset, self.config.default_skill)
-        arng = np.random.default_rng(_seed_of("answer", first, attempt))
-        answer = task.answer if arng.random() < skill else wrong_answer(task, arng)
+        answer = self._answers.get((first, attempt))
+        if answer is None:
+            arng = np.random.default_rng(_seed_of("answer", first, attempt))
+            answer = task.answer if arng.random() < skill else wrong_answer(task, arng)
+            self._remember(self._answers, (first, attempt), answer)
 
         # reply situations as the model anticipates them (it knows whether it will give an answer)
         followed = []

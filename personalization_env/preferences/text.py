@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -186,15 +187,19 @@ def _norm(text: str) -> str:
     return text.lower().replace("\u2019", "'").replace("\u2018", "'")
 
 
+@lru_cache(maxsize=4096)
+def _phrases_re(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled alternation matching any of ``phrases`` as a whole word/phrase."""
+    alts = sorted({re.escape(_norm(p).strip()) for p in phrases}, key=len, reverse=True)
+    return re.compile(r"(?<![a-z])(?:" + "|".join(alts) + r")(?![a-z])")
+
+
 def find_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Index of the earliest whole-phrase match (case-insensitive) of any phrase, or -1."""
-    best = -1
-    low = _norm(text)
-    for ph in phrases:
-        m = re.search(r"(?<![a-z])" + re.escape(_norm(ph).strip()) + r"(?![a-z])", low)
-        if m and (best < 0 or m.start() < best):
-            best = m.start()
-    return best
+    if not phrases:
+        return -1
+    m = _phrases_re(tuple(phrases)).search(_norm(text))
+    return m.start() if m else -1
 
 
 def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
@@ -205,4 +210,4 @@ def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
 def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Total number of whole-phrase matches of ``phrases`` in ``text`` (case-insensitive)."""
     low = _norm(text)
-    return sum(len(re.findall(r"(?<![a-z])" + re.escape(_norm(p).strip()) + r"(?![a-z])", low)) for p in phrases)
+    return sum(len(_phrases_re((p,)).findall(low)) for p in phrases)

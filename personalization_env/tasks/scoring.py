@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import logging
 import re
+from functools import lru_cache
 import threading
 from typing import Any
 
@@ -174,6 +175,7 @@ def _math_verify_equal(gold: str, pred: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=65536)
 def _math_is_correct(gold: str, answer: str) -> bool:
     pred = _clean_math(answer)
     gold_c = _clean_math(gold)
@@ -184,6 +186,7 @@ def _math_is_correct(gold: str, answer: str) -> bool:
     return _math_verify_equal(gold_c, pred)
 
 
+@lru_cache(maxsize=65536)
 def _sympy_fallback_equal(gold: str, pred: str) -> bool:
     """Plain sympy comparison for simple expressions when math-verify gives no verdict."""
     try:
