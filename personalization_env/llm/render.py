@@ -328,16 +328,20 @@ def _render_code(src: str, s: Mapping[str, Any], content: ReplyContent) -> list[
     return [f"{fence}\n{joined}\n```"]
 
 
+_DEFAULT_HABIT_ARRAYS = (tuple(DEFAULT_HABITS), np.array(list(DEFAULT_HABITS.values())))
+
+
 def _settings(directives: Mapping[str, Any], rng: np.random.Generator,
               habits: Mapping[str, float] | None) -> dict[str, Any]:
-    h = dict(DEFAULT_HABITS)
-    if habits:
+    if habits is None or habits is DEFAULT_HABITS:
+        keys, probs = _DEFAULT_HABIT_ARRAYS
+    else:
         unknown = sorted(set(habits) - set(DEFAULT_HABITS))
         if unknown:
             raise ValueError(f"unknown habit(s) {unknown}; known habits: {sorted(DEFAULT_HABITS)}")
-        h.update(habits)
-    draws = rng.random(len(h))
-    s: dict[str, Any] = {k: bool(u < h[k]) for k, u in zip(h, draws)}
+        h = {**DEFAULT_HABITS, **habits}
+        keys, probs = tuple(h), np.array(list(h.values()))
+    s: dict[str, Any] = dict(zip(keys, (rng.random(len(keys)) < probs).tolist()))
     s["apology"] = (2 if s["double_apology"] else 1) if s["apology"] else 0
     for key in ("naming", "code_blocks", "max_sentences", "max_words", "min_words"):
         s[key] = None
@@ -580,33 +584,26 @@ def _fit_sentences(blocks: list[Block], n: int) -> list[Block]:
     """Merge sentences (within a paragraph, then adjacent paragraphs, then list items) until <= n."""
     blocks = [(k, (list(v[0]), v[1]) if k == "items" else list(v) if k == "para" else v) for k, v in blocks]
 
-    def count() -> int:
-        return T.count_sentences(_join(blocks))
-
-    while count() > n:
-        done = False
-        for i, (k, v) in enumerate(blocks):
+    def merge_once() -> bool:
+        for k, v in blocks:
             if k == "para":
                 for j in range(len(v) - 1):
                     if not v[j].rstrip().endswith("?"):
                         v[j:j + 2] = [_merge_two(v[j], v[j + 1])]
-                        done = True
-                        break
-            if done:
-                break
-        if not done:
-            for i in range(len(blocks) - 1):
-                if blocks[i][0] == "para" and blocks[i + 1][0] == "para":
-                    blocks[i:i + 2] = [("para", blocks[i][1] + blocks[i + 1][1])]
-                    done = True
-                    break
-        if not done:
-            for k, v in blocks:
-                if k == "items" and len(v[0]) > (2 if v[1] else 1):
-                    v[0][-2:] = [_merge_two(v[0][-2], v[0][-1])]
-                    done = True
-                    break
-        if not done:
+                        return True
+        for i in range(len(blocks) - 1):
+            if blocks[i][0] == "para" and blocks[i + 1][0] == "para":
+                blocks[i:i + 2] = [("para", blocks[i][1] + blocks[i + 1][1])]
+                return True
+        for k, v in blocks:
+            if k == "items" and len(v[0]) > (2 if v[1] else 1):
+                v[0][-2:] = [_merge_two(v[0][-2], v[0][-1])]
+                return True
+        return False
+
+    # each merge removes at most one sentence: merge the whole excess, then recount
+    while (excess := T.count_sentences(_join(blocks)) - n) > 0:
+        if not all(merge_once() for _ in range(excess)):
             break
     return blocks
 

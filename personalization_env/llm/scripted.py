@@ -30,6 +30,7 @@ Results on this model are simulated and labelled as such.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import json
 
 from dataclasses import dataclass, field, fields
@@ -113,6 +114,14 @@ _ALTERNATIVES = [
 ]
 
 
+@lru_cache(maxsize=256)
+def _anticipated_context(kind: str, n_steps: int, label: str | None) -> ReplyContext:
+    probe = Task(task_id="probe", dataset="probe", kind=kind, problem="probe", answer="x", steps=("s",) * n_steps)
+    fake = "A. B." + ("```" if kind == "code" else "")
+    ctx = reply_context(fake, probe, turn=0, previous_user_message="", previous_label=label, answer="x")
+    return ctx
+
+
 class ScriptedBackend(ChatBackend):
     """Deterministic stand-in for an agent LLM (see module docstring).
 
@@ -140,7 +149,8 @@ class ScriptedBackend(ChatBackend):
         # memo tables (pure functions of their keys; bounded)
         self._tasks: dict[str, Task | None] = {}
         self._message_recs: dict[str, list[Recognition]] = {}
-        self._answers: dict[tuple[str, int], str] = {}
+        self._answers: dict[tuple[str, str, int, int], str] = {}
+        self._labels: dict[str, str] = {}
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -152,7 +162,7 @@ class ScriptedBackend(ChatBackend):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_recognizer"] = None  # rebuilt lazily; keeps pickles small
-        state["_tasks"], state["_message_recs"], state["_answers"] = {}, {}, {}
+        state["_tasks"], state["_message_recs"], state["_answers"], state["_labels"] = {}, {}, {}, {}
         return state
 
     @staticmethod
@@ -164,15 +174,28 @@ class ScriptedBackend(ChatBackend):
 
     @staticmethod
     def _find_task(text: str) -> Task | None:
-        task = lookup_task(text)
-        if task is not None:
-            return task
+        """The task a message asks about: exact matches of its trailing paragraphs first (cheap),
+        then the registry's substring search over the whole message."""
         parts = text.split("\n\n")
         for i in range(1, len(parts)):
             task = lookup_task("\n\n".join(parts[i:]))
             if task is not None:
                 return task
-        return None
+        return lookup_task(text)
+
+    def _wrong(self, task: Task, attempt: int, variant: int) -> str:
+        """A wrong answer: one of four distractors per (task, attempt), memoised (distractors are costly
+        to verify as non-equivalent)."""
+        key = (task.dataset, task.task_id, attempt, variant)
+        hit = self._answers.get(key)
+        if hit is None:
+            hit = self._remember(self._answers, key, wrong_answer(task, np.random.default_rng(_seed_of(*key))))
+        return hit
+
+    def _label(self, text: str) -> str:
+        """The model's own reading of a user message (keyword heuristic, memoised)."""
+        hit = self._labels.get(text)
+        return hit if hit is not None else self._remember(self._labels, text, self._judge.classify(text))
 
     def _message_recognitions(self, text: str, problem: str) -> list[Recognition]:
         hit = self._message_recs.get(text)
@@ -219,13 +242,10 @@ class ScriptedBackend(ChatBackend):
         p = self.config.follow_prob(len(recognised))
 
         # answer attempt: redrawn only when the user pushed back on correctness (not on style)
-        attempt = sum(1 for m in users[1:] if self._judge.classify(m.content) == "neg_correction")
+        attempt = sum(1 for m in users[1:] if self._label(m.content) == "neg_correction")
         skill = self.config.skill.get(task.dataset, self.config.default_skill)
-        answer = self._answers.get((first, attempt))
-        if answer is None:
-            arng = np.random.default_rng(_seed_of("answer", first, attempt))
-            answer = task.answer if arng.random() < skill else wrong_answer(task, arng)
-            self._remember(self._answers, (first, attempt), answer)
+        correct = _seed_of("answer", first, attempt) / 2.0**64 < skill  # a uniform draw from the hash
+        answer = task.answer if correct else self._wrong(task, attempt, _seed_of("variant", first) % 4)
 
         # reply situations as the model anticipates them (it knows whether it will give an answer)
         followed = []
@@ -275,9 +295,8 @@ class ScriptedBackend(ChatBackend):
     def _anticipated(self, task: Task, msgs: tuple[Message, ...]) -> ReplyContext:
         """The context the model expects its reply to have (an explanation that gives an answer)."""
         last_user = next((m.content for m in reversed(msgs) if m.role == "user"), "")
-        label = "neg_correction" if self._judge.classify(last_user) == "neg_correction" else None
-        fake = "A. B." + ("```" if task.kind == "code" else "")
-        return reply_context(fake, task, turn=0, previous_user_message=last_user, previous_label=label, answer="x")
+        label = "neg_correction" if self._label(last_user) == "neg_correction" else None
+        return _anticipated_context(task.kind, len(task.steps), label)
 
     def _judge_reply(self, req: ChatRequest) -> str:
         """Label the last user message; JSON ``{"label": ..., "confidence": ...}``."""

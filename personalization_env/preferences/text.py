@@ -56,6 +56,12 @@ class Line:
 
 def classify_lines(reply: str) -> list[Line]:
     """Split ``reply`` into lines tagged with their markdown role (see module rules)."""
+    return list(_classify_lines(reply))
+
+
+@lru_cache(maxsize=2048)
+def _classify_lines(reply: str) -> tuple[Line, ...]:
+    # cached: every checker of a turn parses the same reply
     out: list[Line] = []
     in_code = False
     for raw in reply.replace("\r\n", "\n").split("\n"):
@@ -80,7 +86,7 @@ def classify_lines(reply: str) -> list[Line]:
             out.append(Line(raw, "item", _LIST_ITEM.sub("", raw, count=1).strip()))
         else:
             out.append(Line(raw, "prose", raw.strip()))
-    return out
+    return tuple(out)
 
 
 def code_blocks(reply: str) -> list[tuple[str, str]]:
@@ -104,6 +110,7 @@ def code_blocks(reply: str) -> list[tuple[str, str]]:
     return blocks
 
 
+@lru_cache(maxsize=2048)
 def prose(reply: str) -> str:
     """The reply without fenced code, tables, rules and display math (headings and items kept as lines)."""
     keep = [ln.body if ln.kind in ("item", "heading") else ln.text
@@ -113,9 +120,14 @@ def prose(reply: str) -> str:
 
 def split_sentences(text: str) -> list[str]:
     """Split one line of prose into sentences (abbreviations and decimals are not boundaries)."""
+    return list(_split_sentences(text))
+
+
+@lru_cache(maxsize=8192)
+def _split_sentences(text: str) -> tuple[str, ...]:
     protected = _ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), text)
     parts = [p.replace("\x00", ".").strip() for p in _SENT_SPLIT.split(protected)]
-    return [p for p in parts if _WORD.search(p)]
+    return tuple(p for p in parts if _WORD.search(p))
 
 
 def _is_label(body: str) -> bool:
@@ -124,12 +136,17 @@ def _is_label(body: str) -> bool:
 
 def sentences(reply: str) -> list[str]:
     """All sentences of the reply's prose and list items, in order (see module rules)."""
+    return list(_sentences(reply))
+
+
+@lru_cache(maxsize=2048)
+def _sentences(reply: str) -> tuple[str, ...]:
     out: list[str] = []
-    for ln in classify_lines(reply):
+    for ln in _classify_lines(reply):
         if ln.kind not in ("prose", "item") or _is_label(ln.body):
             continue
-        out.extend(split_sentences(ln.body) or [ln.body])
-    return out
+        out.extend(_split_sentences(ln.body) or [ln.body])
+    return tuple(out)
 
 
 def count_sentences(reply: str) -> int:
@@ -210,4 +227,5 @@ def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
 def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Total number of whole-phrase matches of ``phrases`` in ``text`` (case-insensitive)."""
     low = _norm(text)
-    return sum(len(_phrases_re((p,)).findall(low)) for p in phrases)
+    # substring pre-filter: the regex (word boundaries) only runs for phrases that occur at all
+    return sum(len(_phrases_re((p,)).findall(low)) for p in phrases if _norm(p).strip() in low)
