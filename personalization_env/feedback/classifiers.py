@@ -50,18 +50,24 @@ def _phrases(*items: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w'])(?:" + "|".join(alts) + r")(?![\w'])", re.IGNORECASE)
 
 
+# A correction says the answer (that/it/this) is wrong; bare "wrong"/"mistake" also occur in style
+# requests ("tell me why the other options are wrong"), so they need a subject here.
 _CORRECTION = _phrases(
     "not right", "isn't right", "is not right", "doesn't look right", "does not look right", "that's wrong",
-    "that is wrong", "wrong", "incorrect", "not correct", "mistake", "a mistake", "double-check", "double check",
-    "recheck", "re-check", "i got something different", "i get something different", "different answer",
-    "doesn't add up", "does not add up", "don't think that's", "do not think that's", "are you sure", "not quite",
-    "that can't be", "cannot be right", "error", "miscalculated", "check your",
+    "that is wrong", "it's wrong", "this is wrong", "answer is wrong", "you're wrong", "that's incorrect",
+    "that is incorrect", "is incorrect", "pretty sure that's", "not correct", "a mistake somewhere",
+    "made a mistake", "there's a mistake", "there is a mistake", "an error somewhere", "check for an error",
+    "can you double-check", "could you double-check", "please double-check the", "can you recheck",
+    "could you recheck", "check it again", "go over it again", "i got something different",
+    "i get something different", "different answer", "doesn't add up", "does not add up", "don't think that's",
+    "do not think that's", "are you sure", "not quite", "that can't be", "cannot be right", "miscalculated",
 )
 _CONFUSION = _phrases(
-    "confused", "confusing", "don't follow", "do not follow", "not following", "lost me", "i'm lost", "unclear",
-    "what do you mean", "not sure i understand", "don't understand", "do not understand", "doesn't make sense",
+    "i'm confused", "i am confused", "a bit confused", "confusing", "don't follow", "do not follow",
+    "not following", "lost me", "i'm lost", "unclear to me", "that's unclear", "what do you mean",
+    "not sure i understand", "i don't understand", "i do not understand", "doesn't make sense",
     "does not make sense", "what's the answer", "what is the answer", "what's the final answer",
-    "what is the final answer", "so what is it", "which one is it", "can you clarify", "clarify",
+    "what is the final answer", "so what is it", "which one is it", "can you clarify what",
 )
 _PRAISE = _phrases(
     "thanks", "thank you", "perfect", "great", "awesome", "excellent", "exactly what i needed", "that helps",
@@ -71,13 +77,25 @@ _PROGRESS = _phrases(
     "yes", "yep", "yeah", "ok", "okay", "sure", "continue", "go on", "go ahead", "keep going", "next step",
     "makes sense", "that makes sense", "proceed", "carry on", "let's continue", "sounds good", "next",
 )
-# Cues of a user asking for a change in *how* the assistant replies.
+# Cues of a user asking for a change in *how* the assistant replies: request forms, preference verbs,
+# conditions ("for math problems", "when giving an answer") and imperatives at the start of a clause.
 _RESTATE = _phrases(
     "please", "could you", "can you", "would you", "i'd prefer", "i prefer", "i'd like", "i would like",
     "i want", "i'd rather", "i would rather", "prefer", "next time", "from now on", "remember", "as i said",
     "i asked", "i mentioned", "i told you", "again", "instead", "don't", "do not", "no need", "stop", "avoid",
     "without", "skip", "keep it", "make sure", "always", "never", "rather than", "i like", "i find", "i'd appreciate",
-    "use", "format", "shorter", "longer", "less", "more", "too long", "too short", "too much", "let's",
+    "format", "shorter", "longer", "too long", "too short", "too much", "let's", "would help", "helps me",
+    "matters to me", "works best for me", "easier for me", "for math problems", "for logic puzzles",
+    "for multiple-choice questions", "for coding questions", "for writing tasks", "when giving an answer",
+    "when explaining", "on multi-step problems", "when writing code", "after i point out", "when wrapping up",
+    "no markdown", "no latex", "plain text", "bullet points", "numbered", "headings", "tl;dr",
+)
+_IMPERATIVE = re.compile(
+    r"(?:^|[.:;!?,]\s+|\n)\s*(?:also,?\s+|and\s+|just\s+|then\s+)?(?:tell|give|show|write|use|put|keep|add|include|"
+    r"start|begin|end|finish|list|label|bold|summari[sz]e|verify|state|explain|break|number|highlight|mention|"
+    r"set|offer|avoid|skip|drop|cut|answer|define|check|lead|open|close|lay|walk|stick|be|try|make|name|"
+    r"format|structure|wrap|spell|point|cover|go|get|respond|reply)\b",
+    re.IGNORECASE,
 )
 _TOPIC = _phrases("different question", "something else", "new question", "change of topic", "unrelated")
 
@@ -97,7 +115,7 @@ class KeywordClassifier(FeedbackClassifier):
             return "neg_correction"
         if _CONFUSION.search(text):
             return "neg_confusion"
-        restate = len(_RESTATE.findall(text))
+        restate = len(_RESTATE.findall(text)) + len(_IMPERATIVE.findall(text))
         praise = bool(_PRAISE.search(text))
         progress = bool(_PROGRESS.search(text))
         # "please continue" / "yes, go on" are progress, not a style request

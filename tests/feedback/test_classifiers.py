@@ -31,3 +31,23 @@ def test_rewards_and_unknown_names():
         make_classifier("keywrd")
     with pytest.raises(ValueError, match="oracle_label"):
         make_classifier("oracle").classify("hi")
+
+
+def test_keyword_accuracy_on_held_out_hand_written_messages():
+    """Messages written by hand, not by the simulator: a check that the heuristic generalises."""
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(x) for x in (Path(__file__).parent / "data" / "heldout_messages.jsonl").read_text().splitlines()]
+    clf = KeywordClassifier()
+    acc = sum(clf.classify(r["message"]) == r["label"] for r in rows) / len(rows)
+    assert len(rows) >= 30
+    assert acc >= 0.85, acc
+
+
+def test_keyword_accuracy_against_simulator_labels():
+    from benchmarks.feedback_accuracy import collect, evaluate
+
+    res = evaluate(collect("msc", users=10, sessions=3), "keyword")
+    assert res["turns"] >= 100
+    assert res["accuracy"] >= 0.85, res
