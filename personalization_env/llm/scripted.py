@@ -265,8 +265,8 @@ class ScriptedBackend(ChatBackend):
         steps = list(task.steps) or ["Let's work through the problem carefully."]
         partial = False
         if directives.get("incremental") and len(steps) > 2:
-            # two steps per reply; every earlier check-in question marks a delivered chunk
-            k = 2 * sum(1 for a in previous if a.rstrip().endswith("?") and extract_answer(task, a) is None)
+            # two steps per reply; every earlier reply without an answer delivered a chunk
+            k = 2 * sum(1 for a in previous if extract_answer(task, a) is None)
             k = min(k, len(steps) - 1)
             partial = k + 2 < len(steps)
             steps = steps[k:k + 2]

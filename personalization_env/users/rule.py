@@ -8,7 +8,7 @@ Per assistant reply the user:
 3. otherwise, if the reply states an answer: a correct one becomes the draft answer and the user ends
    satisfied (``pos_praise``); a wrong one is caught with probability ``verify_prob`` (``neg_correction``,
    draft unchanged), else adopted as the draft and the user ends satisfied (the task then fails);
-4. a compliant reply without an answer is progress when it ends by asking to continue
+4. a compliant reply without an answer is progress when it checks in with a question
    (``pos_progress``), confusion otherwise (``neg_confusion``);
 5. the user gives up when its turn budget (trait ``patience``, user turns) is spent.
 
@@ -121,7 +121,7 @@ class RuleUserSession(UserSession):
                 return _pick(self.rng, ph["praise"]), "pos_praise", {"done": True, "outcome": "satisfied",
                                                                      "verdicts": verdicts}
             return _pick(self.rng, ph["correction"]), "neg_correction", {"verdicts": verdicts}
-        if reply.rstrip().endswith("?"):
+        if "?" in reply:  # a partial reply that checks in ("Does this make sense so far?")
             return _pick(self.rng, ph["progress"]), "pos_progress", {"verdicts": verdicts}
         return _pick(self.rng, ph["confusion"]), "neg_confusion", {"verdicts": verdicts}
 
