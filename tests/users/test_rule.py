@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from personalization_env.profiles import parse_preference
+from personalization_env.tasks import answer_sentence, load_tasks, wrong_answer
+from personalization_env.types import Profile
+from personalization_env.users import make_user_simulator
+
+TASK = load_tasks("gen_math", n=5)[0]
+
+
+def start(prefs, traits=None, seed=0):
+    profile = Profile("u", "A student who likes tidy notes", tuple(parse_preference(p) for p in prefs), traits or {})
+    sim = make_user_simulator("rule")
+    return sim.start(profile, TASK, np.random.default_rng(seed))
+
+
+def test_opening_contains_problem_and_is_neutral():
+    session, first = start(["msc_bullets"])
+    assert TASK.problem in first.message and first.label == "neutral" and first.draft_answer is None
+
+
+def test_violation_is_restated_and_nothing_else():
+    session, _ = start(["msc_bullets"])
+    reply = f"Let me explain. We add the numbers. {answer_sentence(TASK, TASK.answer)}"
+    turn = session.respond(reply)
+    assert turn.label == "neg_constraint_restate"
+    assert turn.enforced_ids == ("msc_bullets",)
+    assert turn.verdicts == {"msc_bullets": False}
+    assert turn.draft_answer is None and not turn.done  # the draft does not move on a violation
+
+
+def test_compliant_correct_answer_satisfies_and_sets_draft():
+    session, _ = start(["msc_bullets"])
+    reply = f"- We add the numbers.\n- {answer_sentence(TASK, TASK.answer)}"
+    turn = session.respond(reply)
+    assert turn.label == "pos_praise" and turn.done and turn.outcome == "satisfied"
+    assert turn.draft_answer is not None and turn.verdicts == {"msc_bullets": True}
+
+
+def test_wrong_answer_is_caught_or_adopted_by_verify_prob():
+    wrong = wrong_answer(TASK, np.random.default_rng(0))
+    reply = f"- {answer_sentence(TASK, wrong)}"
+    caught = start(["msc_bullets"], traits={"verify_prob": 1.0})[0].respond(reply)
+    assert caught.label == "neg_correction" and caught.draft_answer is None
+    adopted = start(["msc_bullets"], traits={"verify_prob": 0.0})[0].respond(reply)
+    assert adopted.label == "pos_praise" and adopted.done and adopted.draft_answer is not None
+
+
+def test_no_answer_is_progress_with_check_in_else_confusion():
+    s, _ = start([])
+    assert s.respond("First we find the total price. Does this make sense so far?").label == "pos_progress"
+    s, _ = start([])
+    assert s.respond("First we find the total price.").label == "neg_confusion"
+
+
+def test_patience_ends_the_session():
+    s, _ = start(["msc_bullets"], traits={"patience": 3})
+    assert not s.respond("No bullets here.").done
+    last = s.respond("Still none.")
+    assert last.done and last.outcome == "gave_up"
+    with pytest.raises(RuntimeError, match="ended"):
+        s.respond("hello")
+
+
+def test_restatements_vary():
+    msgs = {start(["msc_bullets"], seed=k)[0].respond("Plain prose. The answer is 3.").message for k in range(12)}
+    assert len(msgs) >= 4
+
+
+def test_unknown_trait_and_simulator_names():
+    with pytest.raises(ValueError, match="unknown user trait"):
+        make_user_simulator("rule", traits={"patiance": 3})
+    with pytest.raises(ValueError, match="did you mean 'rule'"):
+        make_user_simulator("rules")
