@@ -36,9 +36,9 @@ class RunConfig:
     """agent names, registry names or "module:Class" specs"""
     profiles: str = "msc"
     """profile set ("msc", "complex", "complex-<k>") or a file"""
-    n_users: int | None = 20
+    n_users: int | None = 50
     """first N users of the set (None = all)"""
-    sessions: int = 5
+    sessions: int = 10
     """sessions per user"""
     datasets: str = "gen_math,gen_logic,gen_mc"
     """comma-separated task datasets"""

@@ -44,10 +44,32 @@ class OracleClassifier(FeedbackClassifier):
         return str(context["oracle_label"])
 
 
-def _phrases(*items: str) -> re.Pattern[str]:
-    """A case-insensitive pattern matching any of the phrases as whole words."""
-    alts = sorted((re.escape(i).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
-    return re.compile(r"(?<![\w'])(?:" + "|".join(alts) + r")(?![\w'])", re.IGNORECASE)
+_WORDS = re.compile(r"[a-z]+")
+
+
+class _Lexicon:
+    """Phrases matched as whole words, case-insensitively, with a first-word pre-filter (a phrase can
+    only match where its first letter-run is a whole token of the text, so most texts skip the regex)."""
+
+    def __init__(self, *items: str):
+        alts = sorted((re.escape(i).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
+        self.pattern = re.compile(r"(?<![\w'])(?:" + "|".join(alts) + r")(?![\w'])", re.IGNORECASE)
+        self.firsts = frozenset(_WORDS.match(i.lower()).group(0) for i in items)  # type: ignore[union-attr]
+
+    def search(self, text: str, tokens: frozenset[str]) -> bool:
+        return not self.firsts.isdisjoint(tokens) and self.pattern.search(text) is not None
+
+    def count(self, text: str, tokens: frozenset[str]) -> int:
+        return 0 if self.firsts.isdisjoint(tokens) else len(self.pattern.findall(text))
+
+
+def _phrases(*items: str) -> _Lexicon:
+    return _Lexicon(*items)
+
+
+def is_correction(text: str) -> bool:
+    """Whether ``text`` says the previous answer was wrong (the correction cue alone)."""
+    return _CORRECTION.search(text, frozenset(_WORDS.findall(text.lower())))
 
 
 # A correction says the answer (that/it/this) is wrong; bare "wrong"/"mistake" also occur in style
@@ -111,13 +133,14 @@ class KeywordClassifier(FeedbackClassifier):
 
     def classify(self, message: str, context: Mapping[str, Any] | None = None) -> str:
         text = message or ""
-        if _CORRECTION.search(text):
+        tokens = frozenset(_WORDS.findall(text.lower()))
+        if _CORRECTION.search(text, tokens):
             return "neg_correction"
-        if _CONFUSION.search(text):
+        if _CONFUSION.search(text, tokens):
             return "neg_confusion"
-        restate = len(_RESTATE.findall(text)) + len(_IMPERATIVE.findall(text))
-        praise = bool(_PRAISE.search(text))
-        progress = bool(_PROGRESS.search(text))
+        restate = _RESTATE.count(text, tokens) + len(_IMPERATIVE.findall(text))
+        praise = _PRAISE.search(text, tokens)
+        progress = _PROGRESS.search(text, tokens)
         # "please continue" / "yes, go on" are progress, not a style request
         if restate and progress and not praise and restate <= 1 and len(text) < 60:
             return "pos_progress"
@@ -127,7 +150,7 @@ class KeywordClassifier(FeedbackClassifier):
             return "pos_praise"
         if progress:
             return "pos_progress"
-        if _TOPIC.search(text):
+        if _TOPIC.search(text, tokens):
             return "topic_shift"
         return "neutral"
 

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -223,9 +224,17 @@ def _lower_first(s: str, proper: frozenset[str] = frozenset()) -> str:
     return s[:1].lower() + s[1:] if s[:1].isupper() and not s[1:2].isupper() else s
 
 
+_PROPER = re.compile(r"(?<=[a-z,;] )([A-Z][a-z]+)")
+
+
 def _proper_nouns(sentences: Iterable[str]) -> frozenset[str]:
     """Capitalised words that also appear capitalised mid-sentence (names), so they keep their case."""
-    return frozenset(m.group(1) for x in sentences for m in re.finditer(r"(?<=[a-z,;] )([A-Z][a-z]+)", x))
+    return _proper_nouns_of(tuple(sentences))
+
+
+@lru_cache(maxsize=4096)
+def _proper_nouns_of(sentences: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(m.group(1) for x in sentences for m in _PROPER.finditer(x))
 
 
 def _latexify(sentence: str) -> str:
@@ -601,8 +610,12 @@ def _fit_sentences(blocks: list[Block], n: int) -> list[Block]:
                 return True
         return False
 
+    def count() -> int:
+        # blocks are separated by blank lines, so sentences add up per block (each count is cached)
+        return sum(T.count_sentences(_join([b])) for b in blocks)
+
     # each merge removes at most one sentence: merge the whole excess, then recount
-    while (excess := T.count_sentences(_join(blocks)) - n) > 0:
+    while (excess := count() - n) > 0:
         if not all(merge_once() for _ in range(excess)):
             break
     return blocks

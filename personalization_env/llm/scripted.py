@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from personalization_env.feedback.classifiers import KeywordClassifier
+from personalization_env.feedback.classifiers import KeywordClassifier, is_correction
 from personalization_env.feedback.labels import LABELS
 from personalization_env.llm.base import ChatBackend, ChatRequest, ChatResponse, approx_tokens
 from personalization_env.llm.recognize import PreferenceRecognizer, Recognition, statements
@@ -150,7 +150,7 @@ class ScriptedBackend(ChatBackend):
         self._tasks: dict[str, Task | None] = {}
         self._message_recs: dict[str, list[Recognition]] = {}
         self._answers: dict[tuple[str, str, int, int], str] = {}
-        self._labels: dict[str, str] = {}
+        self._labels: dict[str, bool] = {}
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -192,10 +192,10 @@ class ScriptedBackend(ChatBackend):
             hit = self._remember(self._answers, key, wrong_answer(task, np.random.default_rng(_seed_of(*key))))
         return hit
 
-    def _label(self, text: str) -> str:
-        """The model's own reading of a user message (keyword heuristic, memoised)."""
+    def _is_correction(self, text: str) -> bool:
+        """Whether the model reads a user message as "your answer is wrong" (memoised)."""
         hit = self._labels.get(text)
-        return hit if hit is not None else self._remember(self._labels, text, self._judge.classify(text))
+        return hit if hit is not None else self._remember(self._labels, text, is_correction(text))
 
     def _message_recognitions(self, text: str, problem: str) -> list[Recognition]:
         hit = self._message_recs.get(text)
@@ -242,7 +242,7 @@ class ScriptedBackend(ChatBackend):
         p = self.config.follow_prob(len(recognised))
 
         # answer attempt: redrawn only when the user pushed back on correctness (not on style)
-        attempt = sum(1 for m in users[1:] if self._label(m.content) == "neg_correction")
+        attempt = sum(1 for m in users[1:] if self._is_correction(m.content))
         skill = self.config.skill.get(task.dataset, self.config.default_skill)
         correct = _seed_of("answer", first, attempt) / 2.0**64 < skill  # a uniform draw from the hash
         answer = task.answer if correct else self._wrong(task, attempt, _seed_of("variant", first) % 4)
@@ -295,7 +295,7 @@ class ScriptedBackend(ChatBackend):
     def _anticipated(self, task: Task, msgs: tuple[Message, ...]) -> ReplyContext:
         """The context the model expects its reply to have (an explanation that gives an answer)."""
         last_user = next((m.content for m in reversed(msgs) if m.role == "user"), "")
-        label = "neg_correction" if self._label(last_user) == "neg_correction" else None
+        label = "neg_correction" if self._is_correction(last_user) else None
         return _anticipated_context(task.kind, len(task.steps), label)
 
     def _judge_reply(self, req: ChatRequest) -> str:

@@ -204,18 +204,31 @@ def _norm(text: str) -> str:
     return text.lower().replace("\u2019", "'").replace("\u2018", "'")
 
 
+_TOKEN = re.compile(r"[a-z]+")
+
+
 @lru_cache(maxsize=4096)
-def _phrases_re(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    """One compiled alternation matching any of ``phrases`` as a whole word/phrase."""
-    alts = sorted({re.escape(_norm(p).strip()) for p in phrases}, key=len, reverse=True)
-    return re.compile(r"(?<![a-z])(?:" + "|".join(alts) + r")(?![a-z])")
+def _phrases_re(phrases: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str] | None]:
+    """One compiled alternation matching any of ``phrases`` as a whole word/phrase, plus the set of
+    the phrases' first letter-runs (a cheap pre-filter; None when some phrase starts with a non-letter)."""
+    normed = {_norm(p).strip() for p in phrases}
+    alts = sorted((re.escape(p) for p in normed), key=len, reverse=True)
+    firsts = {(_TOKEN.match(p).group(0) if _TOKEN.match(p) else None) for p in normed}
+    pre = None if None in firsts else frozenset(firsts)  # type: ignore[arg-type]
+    return re.compile(r"(?<![a-z])(?:" + "|".join(alts) + r")(?![a-z])"), pre
+
+
+@lru_cache(maxsize=2048)
+def _tokens(low: str) -> frozenset[str]:
+    return frozenset(_TOKEN.findall(low))
 
 
 def find_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Index of the earliest whole-phrase match (case-insensitive) of any phrase, or -1."""
     if not phrases:
         return -1
-    m = _phrases_re(tuple(phrases)).search(_norm(text))
+    pattern, _ = _phrases_re(tuple(phrases))
+    m = pattern.search(_norm(text))
     return m.start() if m else -1
 
 
@@ -228,4 +241,4 @@ def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Total number of whole-phrase matches of ``phrases`` in ``text`` (case-insensitive)."""
     low = _norm(text)
     # substring pre-filter: the regex (word boundaries) only runs for phrases that occur at all
-    return sum(len(_phrases_re((p,)).findall(low)) for p in phrases if _norm(p).strip() in low)
+    return sum(len(_phrases_re((p,))[0].findall(low)) for p in phrases if _norm(p).strip() in low)
