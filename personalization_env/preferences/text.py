@@ -200,6 +200,7 @@ def strip_markup(text: str) -> str:
     return re.sub(r"[*_`>]+", "", text).strip()
 
 
+@lru_cache(maxsize=4096)
 def _norm(text: str) -> str:
     return text.lower().replace("\u2019", "'").replace("\u2018", "'")
 
@@ -212,10 +213,34 @@ def _phrases_re(phrases: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[st
     """One compiled alternation matching any of ``phrases`` as a whole word/phrase, plus the set of
     the phrases' first letter-runs (a cheap pre-filter; None when some phrase starts with a non-letter)."""
     normed = {_norm(p).strip() for p in phrases}
-    alts = sorted((re.escape(p) for p in normed), key=len, reverse=True)
     firsts = {(_TOKEN.match(p).group(0) if _TOKEN.match(p) else None) for p in normed}
     pre = None if None in firsts else frozenset(firsts)  # type: ignore[arg-type]
-    return re.compile(r"(?<![a-z])(?:" + "|".join(alts) + r")(?![a-z])"), pre
+    # no leading look-behind: a pattern that starts with the alternation lets the regex engine skip
+    # ahead by the phrases' first characters; find_any checks the left boundary itself
+    return re.compile(r"(?:" + _trie_regex(sorted(normed)) + r")(?![a-z])"), pre
+
+
+def _trie_regex(words: list[str]) -> str:
+    """A regex matching exactly ``words``, factored as a character trie (one branch per next character,
+    so the engine does not retry every phrase at every position). Longer matches are preferred."""
+    trie: dict = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def emit(node: dict) -> str:
+        end = "" in node
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch != ""]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if end:  # a word ends here, but a longer one may go on: try the longer first
+            return "(?:" + body + ")?" if len(branches) > 1 or len(body) > 1 else body + "?"
+        return body
+
+    return emit(trie)
 
 
 @lru_cache(maxsize=2048)
@@ -227,9 +252,15 @@ def find_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Index of the earliest whole-phrase match (case-insensitive) of any phrase, or -1."""
     if not phrases:
         return -1
-    pattern, _ = _phrases_re(tuple(phrases))
-    m = pattern.search(_norm(text))
-    return m.start() if m else -1
+    pattern = _phrases_re(tuple(phrases))[0]
+    low = _norm(text)
+    pos = 0
+    while (m := pattern.search(low, pos)) is not None:
+        i = m.start()
+        if i == 0 or not ("a" <= low[i - 1] <= "z"):
+            return i
+        pos = i + 1
+    return -1
 
 
 def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
@@ -241,4 +272,9 @@ def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Total number of whole-phrase matches of ``phrases`` in ``text`` (case-insensitive)."""
     low = _norm(text)
     # substring pre-filter: the regex (word boundaries) only runs for phrases that occur at all
-    return sum(len(_phrases_re((p,))[0].findall(low)) for p in phrases if _norm(p).strip() in low)
+    return sum(len(_whole_phrase_re(_norm(p).strip()).findall(low)) for p in phrases if _norm(p).strip() in low)
+
+
+@lru_cache(maxsize=4096)
+def _whole_phrase_re(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])")
