@@ -76,6 +76,10 @@ class Agent(abc.ABC):
     def _end_session(self, user_id: str, info: dict[str, Any]) -> None:
         """Session-end hook (default: nothing)."""
 
+    def session_stats(self, user_id: str) -> dict[str, Any]:
+        """Diagnostics of the user's last session, recorded by the runner (default: none)."""
+        return {}
+
     # ---- persistence ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (JSON-friendly where possible)."""

@@ -12,8 +12,15 @@ from agents.base import Agent
 #: built-in agents (name -> "module:Class"); imported lazily
 AGENTS: dict[str, str] = {
     "vanilla": "agents.vanilla:VanillaAgent",
+    "contextual": "agents.contextual:ContextualAgent",
+    "reflection": "agents.reflection:ReflectionAgent",
+    "all_memory": "agents.memory_agent:AllMemoryAgent",
+    "rag": "agents.rag:RAGAgent",
+    "rag_vector": "agents.rag_vector:RAGVectorAgent",
     "oracle": "agents.oracle:OracleAgent",
 }
+#: the six methods of the benchmark, in table order
+METHODS: tuple[str, ...] = ("vanilla", "contextual", "reflection", "all_memory", "rag", "rag_vector")
 ENTRY_POINT_GROUP = "multisessioncollab.agents"
 
 

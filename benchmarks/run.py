@@ -102,6 +102,9 @@ def run_lane(env: MultiSessionCollabEnv, agent: Agent, user_id: str, sessions: i
                 if terminated or truncated:
                     break
             row.update(status="ok", **info["metrics"], **{"return": ret, "labels": labels})
+            stats = agent.session_stats(user_id)
+            if stats:
+                row["agent_stats"] = stats
         except Exception as e:  # noqa: BLE001 - a failed session is recorded, never lost
             logger.exception("session failed: user %s session %s", user_id, row["session"])
             row.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))

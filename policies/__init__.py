@@ -1,0 +1,1 @@
+"""Learned policies (torch). Imported lazily by the agents that use them: ``import agents`` stays torch-free."""

@@ -88,11 +88,14 @@ class PreferenceRecognizer:
     Args:
         catalogue: the preference library (id -> type).
         threshold: minimum similarity for a statement to be recognised.
+        min_words: statements with fewer distinct content words have their similarity scaled down
+            proportionally ("Next step?" is not an instruction to label steps).
     """
 
-    def __init__(self, catalogue: dict[str, PreferenceType], threshold: float = 0.35):
+    def __init__(self, catalogue: dict[str, PreferenceType], threshold: float = 0.35, min_words: int = 4):
         self.catalogue = catalogue
         self.threshold = threshold
+        self.min_words = min_words
         refs: list[tuple[str, tuple[str, ...]]] = []
         for t in catalogue.values():
             for text in (t.action, *t.phrasings):
@@ -127,7 +130,8 @@ class PreferenceRecognizer:
         hit = self._cache.get(statement)
         if hit is not None or statement in self._cache:
             return hit
-        q = self._vec(content_words(statement))
+        words = content_words(statement)
+        q = self._vec(words)
         best_id, best = None, 0.0
         scores: dict[int, float] = {}
         for w, x in q.items():
@@ -136,6 +140,8 @@ class PreferenceRecognizer:
         for j in sorted(scores):  # ties go to the earliest reference, as a linear scan would
             if scores[j] > best:
                 best_id, best = self._ref_ids[j], scores[j]
+        # a statement of one or two content words matches anything that shares them: discount it
+        best *= min(1.0, len(set(words)) / self.min_words)
         out = None
         if best_id is not None and best >= self.threshold:
             out = Recognition(best_id, best, read_condition(statement))

@@ -1,0 +1,152 @@
+"""Embedders: text -> unit-norm vectors.
+
+- :class:`HashingEmbedder` (default): word unigrams and bigrams (light stemming) hashed into ``dim``
+  buckets with signs, TF weights, L2-normalised. No weights, deterministic, fast; a lexical stand-in
+  for a sentence encoder.
+- :class:`SentenceTransformerEmbedder`: any sentence-transformers model (a local path or hub name;
+  ``pip install multisessioncollab[hf]``), loaded on first use.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import hashlib
+import re
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOP = frozenset("a an the and or of to in on for is are be it this that i you me my your with as at by".split())
+
+
+def _stem(w: str) -> str:
+    for suf in ("ings", "ing", "ies", "es", "ed", "ly", "s"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+class Embedder(abc.ABC):
+    """Maps texts to an ``(n, dim)`` float32 array of unit-norm rows."""
+
+    name = "embedder"
+    dim: int
+
+    @abc.abstractmethod
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``."""
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+@lru_cache(maxsize=1 << 16)
+def _bucket(feature: str, dim: int) -> tuple[int, float]:
+    h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+    return h % dim, (1.0 if (h >> 63) & 1 else -1.0)
+
+
+class HashingEmbedder(Embedder):
+    """Signed feature hashing of stemmed unigrams and bigrams (see module docstring).
+
+    Args:
+        dim: output dimension.
+        bigrams: also hash adjacent word pairs.
+    """
+
+    name = "hashing"
+
+    def __init__(self, dim: int = 384, bigrams: bool = True):
+        if dim < 8:
+            raise ValueError(f"dim must be >= 8, got {dim!r}")
+        self.dim = dim
+        self.bigrams = bigrams
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _one(self, text: str) -> np.ndarray:
+        hit = self._cache.get(text)
+        if hit is not None:
+            return hit
+        words = [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+        feats = words + ([f"{a}_{b}" for a, b in zip(words, words[1:])] if self.bigrams else [])
+        v = np.zeros(self.dim, dtype=np.float32)
+        for f in feats:
+            i, s = _bucket(f, self.dim)
+            v[i] += s
+        n = float(np.linalg.norm(v))
+        if n > 0:
+            v /= n
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[text] = v
+        return v
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._one(t) for t in texts])
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model, loaded lazily.
+
+    Args:
+        model: local path or model name.
+        device: torch device (default CPU).
+        batch_size: encoding batch size.
+    """
+
+    name = "st"
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64):
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._dim: int | None = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise ImportError("the sentence-transformers embedder needs: pip install 'multisessioncollab[hf]'") from e
+            self._model = SentenceTransformer(self.model_name, device=self.device)
+            self._dim = int(self._model.get_sentence_embedding_dimension())
+        return self._model
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        self._load()
+        assert self._dim is not None
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                           convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+
+def make_embedder(spec: str | Embedder) -> Embedder:
+    """``"hashing"`` / ``"hashing:<dim>"`` or ``"st:<model path or name>"``."""
+    if isinstance(spec, Embedder):
+        return spec
+    name, _, rest = str(spec).partition(":")
+    if name == "hashing":
+        return HashingEmbedder(int(rest)) if rest else HashingEmbedder()
+    if name == "st":
+        if not rest:
+            raise ValueError("the 'st' embedder needs a model: 'st:<path or name>'")
+        return SentenceTransformerEmbedder(rest)
+    hint = difflib.get_close_matches(name, ["hashing", "st"], n=1)
+    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ValueError(f"unknown embedder {spec!r}{extra} use 'hashing[:dim]' or 'st:<model>'")

@@ -1,0 +1,112 @@
+"""Rerankers: score (query, document) pairs for the final top-J choice.
+
+- :class:`LexicalReranker` (default): IDF-weighted overlap of stemmed content words, normalised by
+  document length (BM25-flavoured), in [0, 1]. No weights.
+- :class:`CrossEncoderReranker`: a sentence-transformers CrossEncoder (local path or name;
+  ``pip install multisessioncollab[hf]``), loaded on first use.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import math
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from agents.memory.embedders import _STOP, _WORD, _stem
+
+
+class Reranker(abc.ABC):
+    """Scores documents against a query (higher is more relevant)."""
+
+    name = "reranker"
+
+    @abc.abstractmethod
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        """One score per document."""
+
+
+def _terms(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+class LexicalReranker(Reranker):
+    """IDF-weighted term overlap (see module docstring). IDF is computed over the documents scored."""
+
+    name = "lexical"
+
+    def __init__(self, k1: float = 1.2, b: float = 0.5):
+        self.k1, self.b = k1, b
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        docs = [_terms(d) for d in documents]
+        if not docs:
+            return np.zeros(0, dtype=np.float32)
+        q = set(_terms(query))
+        n = len(docs)
+        avg = sum(len(d) for d in docs) / n or 1.0
+        df: dict[str, int] = {}
+        for d in docs:
+            for w in set(d):
+                df[w] = df.get(w, 0) + 1
+        out = np.zeros(n, dtype=np.float32)
+        for i, d in enumerate(docs):
+            s = 0.0
+            for w in set(d) & q:
+                tf = d.count(w)
+                idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
+                s += idf * tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * len(d) / avg))
+            out[i] = s
+        top = float(out.max()) if n else 0.0
+        return out / top if top > 0 else out
+
+
+class CrossEncoderReranker(Reranker):
+    """A sentence-transformers CrossEncoder, loaded lazily."""
+
+    name = "cross"
+
+    def __init__(self, model: str, device: str = "cpu", max_length: int = 256):
+        self.model_name, self.device, self.max_length = model, device, max_length
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import CrossEncoder
+            except ImportError as e:
+                raise ImportError("the cross-encoder reranker needs: pip install 'multisessioncollab[hf]'") from e
+            self._model = CrossEncoder(self.model_name, device=self.device, max_length=self.max_length)
+        return self._model
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        out = self._load().predict([(query, d) for d in documents], show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+
+def make_reranker(spec: str | Reranker | None) -> Reranker | None:
+    """``"lexical"``, ``"cross:<model>"``, or ``None``/``"none"`` (no reranking)."""
+    if spec is None or isinstance(spec, Reranker):
+        return spec
+    name, _, rest = str(spec).partition(":")
+    if name == "none":
+        return None
+    if name == "lexical":
+        return LexicalReranker()
+    if name == "cross":
+        if not rest:
+            raise ValueError("the 'cross' reranker needs a model: 'cross:<path or name>'")
+        return CrossEncoderReranker(rest)
+    hint = difflib.get_close_matches(name, ["lexical", "cross", "none"], n=1)
+    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ValueError(f"unknown reranker {spec!r}{extra} use 'lexical', 'cross:<model>' or 'none'")
+
+

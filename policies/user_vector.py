@@ -1,0 +1,295 @@
+"""The REINFORCE user-vector retrieval policy of rag_vector (spec: shared VARS.md; DESIGN section 10).
+
+Per user it keeps a long-term vector ``z_long`` and a session vector ``z_short`` in a ``k``-dim item
+space. Candidate cards (after dense retrieval) are scored ``s = s0 + V z_eff`` with
+``z_eff = beta_L z_long + beta_S z_short`` and ``V`` the cards' item vectors ``v = P (e - mu)``; the
+policy ``pi = softmax(s / tau)`` chooses J cards (sampled without replacement when exploring,
+deterministic top-J otherwise). The reward of the user's next turn updates both vectors::
+
+    A = g * (r - b)
+    grad = (A / tau) * (mean_{i in chosen} V_i - sum_i pi_i V_i)
+    z_long += eta_L * grad;  z_short = (1 - lambda) z_short + eta_S * grad;  b = (1 - alpha) b + alpha r
+
+Presets: ``paper`` reproduces the published code's settings (J = 5, deterministic top-J, item vectors
+= the first k embedding dimensions, reranking skipped when there are at most J candidates, no reward
+for a session's last turn, zero gradient with at most J candidates); ``default`` fixes the published
+defects: a fitted PCA item space (a random orthonormal basis completes it while there are few cards;
+refitted each time the memory doubles, carrying the user vectors over through embedding space),
+always reranking, a real choice among candidates even when there are at most J of them (J is lowered
+to n - 1 while exploring), the session-end signal rewards the last turn, and every user starts at 0.
+"""
+
+from __future__ import annotations
+
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class UserVectorConfig:
+    """Hyper-parameters (VARS names); see the module docstring for the presets."""
+
+    k: int = 256
+    beta_L: float = 2.0
+    beta_S: float = 5.0
+    tau: float = 1.0
+    eta_L: float = 0.01
+    eta_S: float = 0.05
+    alpha: float = 0.05
+    lam: float = 0.1
+    K: int = 64
+    J: int = 3
+    global_cap: int = 10
+    explore: bool = True
+    fit_pca: bool = True
+    rerank_always: bool = True
+    reward_last_turn: bool = True
+    always_choose: bool = True
+    gate_requires_sq1: bool = False
+    min_pca_cards: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("k", "K", "J", "global_cap"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("tau",):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("alpha", "lam"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {"J": 5, "explore": False, "fit_pca": False, "rerank_always": False, "reward_last_turn": False,
+              "always_choose": False, "gate_requires_sq1": True},
+}
+
+
+def make_config(preset: str = "default", **overrides: Any) -> UserVectorConfig:
+    """A config from a preset plus overrides (unknown names are rejected)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown rag_vector preset {preset!r}; known: {sorted(PRESETS)}")
+    known = {f.name for f in fields(UserVectorConfig)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise ValueError(f"unknown rag_vector parameter(s) {bad}; known: {sorted(known)}")
+    return replace(UserVectorConfig(), **{**PRESETS[preset], **overrides})
+
+
+def gate(r: float, sq: float, sq1: float, *, paper: bool = False) -> float:
+    """How much retrieval is to blame or credit for reward ``r`` (VARS heuristic).
+
+    Args:
+        r: the reward.
+        sq: max cosine of the chosen cards to the query they were retrieved for.
+        sq1: max cosine of the chosen cards to the user's next message.
+        paper: also require ``sq1 < 0.2`` for the "retrieval missed" case, as the published code does.
+    """
+    if r < -0.5 and sq < 0.2 and (sq1 < 0.2 or not paper):
+        return 0.9
+    if r < -0.5 and sq > 0.5:
+        return 0.2
+    if r > 0.5:
+        return 0.6 if sq > 0.4 else 0.3
+    return 0.5
+
+
+def reinforce_grad(V: torch.Tensor, pi: torch.Tensor, chosen: list[int], advantage: float, tau: float) -> torch.Tensor:
+    """Gradient wrt ``z_eff`` of ``advantage * mean_{i in chosen} log pi_i`` with ``pi = softmax((s0 + V z)/tau)``."""
+    return (advantage / tau) * (V[chosen].mean(dim=0) - pi @ V)
+
+
+@dataclass
+class Pending:
+    """What the update needs from the turn that retrieved cards."""
+
+    V: torch.Tensor  # candidate item vectors [n, k]
+    pi: torch.Tensor  # policy probabilities [n]
+    chosen: list[int]
+    chosen_emb: np.ndarray  # embeddings of the chosen cards [J, d]
+    sq: float  # max cosine of the chosen cards to the query
+
+
+class UserState:
+    """One user's vectors, reward baseline, item space and pending record."""
+
+    def __init__(self, k: int, d: int, seed: int):
+        self.k, self.d = k, d
+        self.z_long = torch.zeros(k, dtype=torch.float64)
+        self.z_short = torch.zeros(k, dtype=torch.float64)
+        self.b = 0.0
+        self.rng = np.random.default_rng(seed)
+        g = np.random.default_rng(seed + 1)
+        q, _ = np.linalg.qr(g.standard_normal((d, k)))  # random orthonormal basis (columns)
+        self.P = torch.from_numpy(np.ascontiguousarray(q.T))  # [k, d]
+        self.mu = torch.zeros(d, dtype=torch.float64)
+        self.fitted_n = 0
+        self.pending: Pending | None = None
+        self.updates = 0
+
+    def item_vectors(self, E: np.ndarray, *, first_dims: bool) -> torch.Tensor:
+        e = torch.from_numpy(np.asarray(E, dtype=np.float64))
+        if first_dims:  # the published code: the first k embedding dimensions, never projected
+            out = torch.zeros((len(e), self.k), dtype=torch.float64)
+            out[:, : min(self.k, self.d)] = e[:, : self.k]
+            return out
+        return (e - self.mu) @ self.P.T
+
+    def refit(self, E_all: np.ndarray) -> None:
+        """PCA of the user's card embeddings, completed by random orthonormal directions; the user
+        vectors are carried over: w = P_old^T z (embedding space), z_new = P_new w."""
+        E = torch.from_numpy(np.asarray(E_all, dtype=np.float64))
+        mu = E.mean(dim=0)
+        X = E - mu
+        n_comp = min(self.k, max(0, len(E) - 1), self.d)
+        _, _, Vh = torch.linalg.svd(X, full_matrices=False)
+        comps = Vh[:n_comp]
+        if n_comp < self.k:  # complete with random directions orthogonal to the PCA ones
+            g = torch.from_numpy(self.rng.standard_normal((self.d, self.k - n_comp)))
+            g = g - comps.T @ (comps @ g)
+            q, _ = torch.linalg.qr(g)
+            comps = torch.cat([comps, q.T[: self.k - n_comp]], dim=0)
+        P_new = comps
+        for name in ("z_long", "z_short"):
+            w = self.P.T @ getattr(self, name)
+            setattr(self, name, P_new @ w)
+        self.P, self.mu, self.fitted_n = P_new.contiguous(), mu, len(E)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"z_long": self.z_long.tolist(), "z_short": self.z_short.tolist(), "b": self.b,
+                "P": self.P.tolist(), "mu": self.mu.tolist(), "fitted_n": self.fitted_n, "updates": self.updates,
+                "rng": self.rng.bit_generator.state}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], k: int, dim: int) -> "UserState":
+        s = cls(k, dim, 0)
+        s.z_long = torch.tensor(d["z_long"], dtype=torch.float64)
+        s.z_short = torch.tensor(d["z_short"], dtype=torch.float64)
+        s.b = float(d["b"])
+        s.P = torch.tensor(d["P"], dtype=torch.float64)
+        s.mu = torch.tensor(d["mu"], dtype=torch.float64)
+        s.fitted_n = int(d["fitted_n"])
+        s.updates = int(d.get("updates", 0))
+        s.rng.bit_generator.state = d["rng"]
+        return s
+
+
+class UserVectorPolicy:
+    """Per-user REINFORCE retrieval policy (see module docstring).
+
+    Args:
+        config: a :class:`UserVectorConfig` (see :func:`make_config`).
+        dim: embedding dimension.
+        seed: base seed; each user's generator derives from (seed, user id).
+    """
+
+    def __init__(self, config: UserVectorConfig, dim: int, seed: int = 0):
+        self.config = config
+        self.dim = dim
+        self.k = config.k if config.fit_pca is False else min(config.k, dim)
+        self.seed = seed
+        self.users: dict[str, UserState] = {}
+        self.stats = {"turns": 0, "changed": 0, "updates": 0}
+
+    def state(self, user_id: str) -> UserState:
+        st = self.users.get(user_id)
+        if st is None:
+            h = int.from_bytes(user_id.encode()[:16].ljust(16, b"\0"), "little") % (2**31)
+            st = self.users[user_id] = UserState(self.k, self.dim, (self.seed * 1_000_003 + h) % (2**32))
+        return st
+
+    def maybe_refit(self, user_id: str, E_all: np.ndarray) -> bool:
+        """Refit the user's item space when the memory has doubled since the last fit."""
+        c = self.config
+        st = self.state(user_id)
+        n = len(E_all)
+        if c.fit_pca and n >= c.min_pca_cards and n >= 2 * max(st.fitted_n, c.min_pca_cards // 2):
+            st.refit(E_all)
+            return True
+        return False
+
+    def start_session(self, user_id: str) -> None:
+        st = self.state(user_id)
+        st.z_short = torch.zeros_like(st.z_short)
+        st.pending = None
+
+    def choose(self, user_id: str, cand_emb: np.ndarray, s0: np.ndarray, query_emb: np.ndarray,
+               explore: bool | None = None) -> tuple[list[int], dict[str, Any]]:
+        """Choose cards among the candidates; records the pending record for the next update.
+
+        Returns the chosen candidate indices (best first) and diagnostics (``changed``: whether the
+        top-J under ``s`` differs from the top-J under ``s0``).
+        """
+        c = self.config
+        st = self.state(user_id)
+        n = len(cand_emb)
+        if n == 0:
+            st.pending = None
+            return [], {"changed": False, "n": 0}
+        V = st.item_vectors(cand_emb, first_dims=not c.fit_pca)
+        z_eff = c.beta_L * st.z_long + c.beta_S * st.z_short
+        s = torch.from_numpy(np.asarray(s0, dtype=np.float64)) + V @ z_eff
+        pi = torch.softmax(s / c.tau, dim=0)
+        explore = c.explore if explore is None else explore
+        J = min(c.J, n)
+        if c.always_choose and explore and n >= 2 and J >= n:
+            J = n - 1  # keep a real choice, else the gradient is exactly zero
+        if explore:
+            p = pi.numpy()
+            chosen = [int(i) for i in st.rng.choice(n, size=J, replace=False, p=p / p.sum())]
+            chosen.sort(key=lambda i: -float(s[i]))
+        else:
+            chosen = [int(i) for i in torch.argsort(s, descending=True, stable=True)[:J]]
+        base_top = set(int(i) for i in np.argsort(-np.asarray(s0), kind="stable")[:J])
+        top_s = set(int(i) for i in torch.argsort(s, descending=True, stable=True)[:J])
+        changed = base_top != top_s
+        self.stats["turns"] += 1
+        self.stats["changed"] += int(changed)
+        q = np.asarray(query_emb, dtype=np.float64)
+        sq = float(np.max(np.asarray(cand_emb)[chosen] @ q)) if chosen else 0.0
+        st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq)
+        return chosen, {"changed": changed, "n": n, "J": J, "z_norm": float(st.z_long.norm())}
+
+    def update(self, user_id: str, reward: float, next_emb: np.ndarray | None, g: float | None = None) -> float | None:
+        """Apply the REINFORCE update for the pending turn with ``reward`` (``next_emb``: embedding of the
+        user's next message, for the gate). Returns the advantage used, or None when skipped."""
+        c = self.config
+        st = self.state(user_id)
+        p = st.pending
+        st.pending = None
+        if p is None or not p.chosen:
+            return None
+        sq1 = float(np.max(p.chosen_emb @ np.asarray(next_emb, dtype=np.float64))) if next_emb is not None else 0.0
+        g = gate(reward, p.sq, sq1, paper=c.gate_requires_sq1) if g is None else g
+        A = g * (reward - st.b)
+        st.b = (1 - c.alpha) * st.b + c.alpha * reward
+        if abs(A) < 1e-6:
+            return None
+        if not c.always_choose and len(p.chosen) >= len(p.pi):
+            return None  # the published code: all candidates chosen, the update is exactly zero
+        grad = reinforce_grad(p.V, p.pi, p.chosen, A, c.tau)
+        st.z_long = st.z_long + c.eta_L * grad
+        st.z_short = (1 - c.lam) * st.z_short + c.eta_S * grad
+        st.updates += 1
+        self.stats["updates"] += 1
+        return A
+
+    def change_rate(self) -> float:
+        """Fraction of retrieval turns in which the user vector changed the chosen top-J set."""
+        return self.stats["changed"] / self.stats["turns"] if self.stats["turns"] else 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "dim": self.dim, "seed": self.seed, "stats": dict(self.stats),
+                "users": {u: s.to_dict() for u, s in self.users.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.stats = dict(state["stats"])
+        self.users = {u: UserState.from_dict(d, self.k, self.dim) for u, d in state["users"].items()}
+
+
