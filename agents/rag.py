@@ -79,6 +79,13 @@ class RAGAgent(MemoryAgent):
         opening = self.opening(user_id)
         return msg if not opening or opening == msg else f"{opening}\n{msg}"
 
+    def transformed_query(self, query: str) -> str:
+        """The query transformation: what a preference for this kind of task would say. Unlike VARS's
+        "user preferences for {type} tasks: q_t", q_t is left out: with a lexical embedder its words
+        drown the task type (the dense score is the max over this and the plain query anyway)."""
+        kind = guess_task_type(query)
+        return f"user preferences for {kind} tasks, for {kind} problems and {kind} questions"
+
     def candidates(self, user_id: str, query: str) -> tuple[list[int], np.ndarray, np.ndarray]:
         """Top-K card indices by dense score, their embeddings, and the query embedding."""
         index = self.indexes.get(user_id)
@@ -87,7 +94,7 @@ class RAGAgent(MemoryAgent):
             return [], np.zeros((0, self.embedder.dim), dtype=np.float32), q
         scores, rows = index.search(q, self.K)
         if self.query_transform:
-            q2 = self.embedder.encode_one(f"user preferences for {guess_task_type(query)} tasks: {query}")
+            q2 = self.embedder.encode_one(self.transformed_query(query))
             s2, r2 = index.search(q2, self.K)
             best: dict[int, float] = {}
             for s, r in [*zip(scores, rows), *zip(s2, r2)]:
@@ -104,6 +111,8 @@ class RAGAgent(MemoryAgent):
             return emb @ q
         if not self.rerank_always and len(cards) <= self.J:
             return np.ones(len(cards))
+        if self.query_transform:
+            query = f"{query}\n{self.transformed_query(query)}"
         return self.reranker.score(query, [c.note for c in cards]).astype(np.float64)
 
     def select(self, user_id: str, obs: Mapping[str, Any], ids: list[int], emb: np.ndarray, s0: np.ndarray,

@@ -106,7 +106,7 @@ def generate_profiles(n_users: int, n_prefs: int | None = None, *, style: str = 
         weights = dict(VARS_MIX)
     by_cat: dict[str, list[PreferenceType]] = {c: [t for t in types if t.category == c] for c in weights}
     rng = np.random.default_rng([seed, 0 if style == "msc" else 1, n_prefs])
-    if style == "complex" and n_prefs > 0.6 * len(types):
+    if style == "complex" and n_prefs > len(types):
         # dense profiles: narrow every type so that types can recur under disjoint task kinds
         p_conditional = 1.0
     spare = [t for t in cat.values() if (t.check is not None or not checkable_only) and t not in types]
