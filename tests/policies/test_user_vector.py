@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policies.user_vector import UserVectorPolicy, gate, make_config, reinforce_grad
+
+
+def unit(rows):
+    a = np.asarray(rows, dtype=np.float64)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def test_reinforce_gradient_sign_and_magnitude_hand_built():
+    V = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    pi = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    g = reinforce_grad(V, pi, [0], advantage=1.0, tau=1.0)
+    # mean V_chosen - sum pi V = [1, 0] - [0.5, 0.5]
+    assert torch.allclose(g, torch.tensor([0.5, -0.5], dtype=torch.float64))
+    # it is the true gradient of A * log pi_0 wrt z (finite differences)
+    z = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    torch.log_softmax(V @ z, dim=0)[0].backward()
+    assert torch.allclose(z.grad, g)
+    assert torch.allclose(reinforce_grad(V, pi, [0], advantage=-2.0, tau=0.5), -4 * g)
+
+
+def test_update_moves_vector_toward_rewarded_cards():
+    pol = UserVectorPolicy(make_config("default", explore=False, J=1, fit_pca=False), dim=4)
+    E = unit(np.eye(4)[:3])
+    s0 = np.array([0.5, 0.4, 0.3])
+    for _ in range(30):
+        chosen, _ = pol.choose("u", E, s0, E[0])
+        assert chosen == [0]
+        pol.update("u", 1.0, E[0], g=1.0)  # card 0 keeps earning praise
+    z = pol.state("u").z_long
+    V = pol.state("u").item_vectors(E, first_dims=True)
+    scores = (V @ z).numpy()
+    assert scores[0] > scores[1] and scores[0] > scores[2]
+
+
+def test_gate_follows_the_published_table():
+    assert gate(-1.0, 0.1, 0.1) == 0.9
+    assert gate(-1.0, 0.6, 0.6) == 0.2
+    assert gate(0.8, 0.5, 0.0) == 0.6 and gate(0.8, 0.1, 0.0) == 0.3
+    assert gate(0.0, 0.3, 0.3) == 0.5
+    assert gate(-1.0, 0.1, 0.5, paper=True) == 0.5 and gate(-1.0, 0.1, 0.5) == 0.9
+
+
+def test_paper_preset_reproduces_published_settings():
+    c = make_config("paper")
+    assert c.J == 5 and not c.explore and not c.rerank_always and not c.fit_pca and not c.reward_last_turn
+    d = make_config("default")
+    assert d.J == 3 and d.rerank_always and d.fit_pca and d.reward_last_turn
+    assert (d.k, d.beta_L, d.beta_S, d.tau, d.eta_L, d.eta_S, d.alpha, d.lam, d.K) == \
+        (256, 2.0, 5.0, 1.0, 0.01, 0.05, 0.05, 0.1, 64)
+    with pytest.raises(ValueError, match="unknown rag_vector preset 'papr'"):
+        make_config("papr")
+    with pytest.raises(ValueError, match="unknown rag_vector parameter"):
+        make_config("default", eta=1)
+
+
+# ---- the published defects, one test each ------------------------------------------------------
+def test_defect_pca_never_fitted_default_fits_and_refits_on_growth():
+    rng = np.random.default_rng(0)
+    E = unit(rng.standard_normal((40, 16)))
+    paper = UserVectorPolicy(make_config("paper", k=8), dim=16)
+    assert not paper.maybe_refit("u", E)
+    V = paper.state("u").item_vectors(E[:3], first_dims=True)
+    assert torch.allclose(V, torch.from_numpy(E[:3, :8]))  # published: first k dims
+    pol = UserVectorPolicy(make_config("default", k=8), dim=16)
+    assert pol.maybe_refit("u", E[:8]) and pol.state("u").fitted_n == 8
+    assert not pol.maybe_refit("u", E[:12])  # not doubled yet
+    assert pol.maybe_refit("u", E[:16])  # doubled: refit
+    P = pol.state("u").P
+    assert torch.allclose(P @ P.T, torch.eye(8, dtype=torch.float64), atol=1e-8)  # orthonormal item space
+    # the leading direction is the data's first principal component
+    X = E[:16] - E[:16].mean(0)
+    pc1 = np.linalg.svd(X, full_matrices=False)[2][0]
+    assert abs(float(P[0].numpy() @ pc1)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_refit_carries_the_user_vector_over():
+    rng = np.random.default_rng(1)
+    E = unit(rng.standard_normal((32, 16)))
+    pol = UserVectorPolicy(make_config("default", k=16), dim=16)
+    pol.maybe_refit("u", E[:8])
+    st = pol.state("u")
+    st.z_long = torch.from_numpy(rng.standard_normal(16))
+    before = (st.item_vectors(E, first_dims=False) @ st.z_long).numpy()
+    pol.maybe_refit("u", E[:16])
+    after = (st.item_vectors(E, first_dims=False) @ st.z_long).numpy()
+    # full-rank item space: scores differ only by the change of centre (a constant shift)
+    assert np.allclose(after - after.mean(), before - before.mean(), atol=1e-8)
+
+
+def test_defect_tiny_effect_the_change_rate_is_measured():
+    pol = UserVectorPolicy(make_config("default", explore=False, J=1, fit_pca=False, k=4), dim=4)
+    E = unit(np.eye(4)[:3])
+    s0 = np.array([0.5, 0.4, 0.3])
+    _, diag = pol.choose("u", E, s0, E[0])
+    assert diag["changed"] is False
+    pol.state("u").z_long = torch.tensor([-1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    chosen, diag = pol.choose("u", E, s0, E[0])
+    assert diag["changed"] is True and chosen == [1]
+    assert pol.change_rate() == 0.5
+
+
+def test_defect_zero_gradient_with_at_most_J_cards():
+    E = unit(np.eye(4)[:2])  # two conditional cards, J = 3 (default) / 5 (paper)
+    s0 = np.array([0.6, 0.5])
+    paper = UserVectorPolicy(make_config("paper"), dim=4)
+    paper.choose("u", E, s0, E[0])
+    assert paper.update("u", -1.0, E[0]) is None
+    assert torch.count_nonzero(paper.state("u").z_long) == 0
+    pol = UserVectorPolicy(make_config("default"), dim=4)
+    chosen, diag = pol.choose("u", E, s0, E[0])
+    assert diag["J"] == 1 and len(chosen) == 1  # a real choice is kept
+    assert pol.update("u", -1.0, E[0]) is not None
+    assert torch.count_nonzero(pol.state("u").z_long) > 0
+
+
+def test_defect_z_long_starts_at_zero_for_every_new_user():
+    pol = UserVectorPolicy(make_config("default", explore=False, J=1, fit_pca=False), dim=4)
+    E = unit(np.eye(4)[:3])
+    for _ in range(5):
+        pol.choose("a", E, np.array([0.5, 0.4, 0.3]), E[0])
+        pol.update("a", 1.0, E[0], g=1.0)
+    assert pol.state("a").z_long.abs().sum() > 0
+    assert pol.state("b").z_long.abs().sum() == 0  # no leak from other users' vectors
+
+
+def test_state_round_trip():
+    pol = UserVectorPolicy(make_config("default"), dim=8, seed=3)
+    E = unit(np.random.default_rng(2).standard_normal((10, 8)))
+    pol.maybe_refit("u", E)
+    pol.choose("u", E[:5], np.linspace(1, 0, 5), E[0])
+    pol.update("u", 1.0, E[1])
+    other = UserVectorPolicy(make_config("default"), dim=8, seed=3)
+    other.load_state_dict(pol.state_dict())
+    a = pol.choose("u", E[:6], np.linspace(1, 0, 6), E[0])
+    b = other.choose("u", E[:6], np.linspace(1, 0, 6), E[0])
+    assert a[0] == b[0]
+    assert torch.allclose(pol.state("u").z_long, other.state("u").z_long)
