@@ -57,6 +57,7 @@ class RAGAgent(MemoryAgent):
         self.indexes: dict[str, VectorIndex] = {}
         self.index_ids: dict[str, list[int]] = {}
         self.last: dict[str, dict[str, Any]] = {}
+        self.last_rows: dict[str, np.ndarray] = {}
 
     def _reset_indexes(self) -> None:
         self.indexes, self.index_ids = {}, {}
@@ -87,7 +88,8 @@ class RAGAgent(MemoryAgent):
         return f"user preferences for {kind} tasks, for {kind} problems and {kind} questions"
 
     def candidates(self, user_id: str, query: str) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """Top-K card indices by dense score, their embeddings, and the query embedding."""
+        """Top-K card indices by dense score, their embeddings, and the query embedding (the index
+        rows of the candidates are kept in ``self.last_rows``)."""
         index = self.indexes.get(user_id)
         q = self.embedder.encode_one(query)
         if index is None or not len(index):
@@ -101,6 +103,7 @@ class RAGAgent(MemoryAgent):
                 best[int(r)] = max(best.get(int(r), -1e9), float(s))
             rows = np.array(sorted(best, key=lambda r: -best[r])[: self.K])
         ids = [self.index_ids[user_id][int(r)] for r in rows]
+        self.last_rows[user_id] = np.asarray(rows, dtype=np.int64)
         return ids, self.embeddings[user_id][ids], q
 
     def base_scores(self, query: str, cards: list[Card], emb: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ class RAGVectorAgent(RAGAgent):
 
     def select(self, user_id: str, obs: Mapping[str, Any], ids: list[int], emb: np.ndarray, s0: np.ndarray,
                q: np.ndarray) -> list[int]:
-        chosen, diag = self.policy.choose(user_id, emb, s0, q)
+        chosen, diag = self.policy.choose(user_id, emb, s0, q, rows=self.last_rows.get(user_id))
         st = self._session_stats.setdefault(user_id, {"turns": 0, "changed": 0, "updates": 0, "reward_sum": 0.0})
         st["turns"] += 1
         st["changed"] += int(diag["changed"])

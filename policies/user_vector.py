@@ -132,14 +132,23 @@ class UserState:
         self.fitted_n = 0
         self.pending: Pending | None = None
         self.updates = 0
+        self.items = np.zeros((0, k))  # item vectors of the user's retrievable cards, by index row
 
     def item_vectors(self, E: np.ndarray, *, first_dims: bool) -> torch.Tensor:
-        e = torch.from_numpy(np.asarray(E, dtype=np.float64))
+        e = np.asarray(E, dtype=np.float64)
         if first_dims:  # the published code: the first k embedding dimensions, never projected
-            out = torch.zeros((len(e), self.k), dtype=torch.float64)
+            out = np.zeros((len(e), self.k))
             out[:, : min(self.k, self.d)] = e[:, : self.k]
-            return out
-        return (e - self.mu) @ self.P.T
+            return torch.from_numpy(out)
+        return torch.from_numpy((e - self._mu_np) @ self._Pt_np)
+
+    @property
+    def _mu_np(self) -> np.ndarray:
+        return self.mu.numpy()
+
+    @property
+    def _Pt_np(self) -> np.ndarray:
+        return np.ascontiguousarray(self.P.numpy().T)
 
     def refit(self, E_all: np.ndarray) -> None:
         """PCA of the user's card embeddings, completed by random orthonormal directions; the user
@@ -164,7 +173,7 @@ class UserState:
     def to_dict(self) -> dict[str, Any]:
         return {"z_long": self.z_long.tolist(), "z_short": self.z_short.tolist(), "b": self.b,
                 "P": self.P.tolist(), "mu": self.mu.tolist(), "fitted_n": self.fitted_n, "updates": self.updates,
-                "rng": self.rng.bit_generator.state}
+                "rng": self.rng.bit_generator.state, "items": self.items.tolist()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], k: int, dim: int) -> "UserState":
@@ -177,6 +186,7 @@ class UserState:
         s.fitted_n = int(d["fitted_n"])
         s.updates = int(d.get("updates", 0))
         s.rng.bit_generator.state = d["rng"]
+        s.items = np.asarray(d.get("items", []), dtype=np.float64).reshape(-1, k)
         return s
 
 
@@ -205,14 +215,18 @@ class UserVectorPolicy:
         return st
 
     def maybe_refit(self, user_id: str, E_all: np.ndarray) -> bool:
-        """Refit the user's item space when the memory has doubled since the last fit."""
+        """Refit the user's item space when the memory has doubled since the last fit, and keep the
+        item vectors of all ``E_all`` rows (the user's retrievable cards, in index order) cached."""
         c = self.config
         st = self.state(user_id)
         n = len(E_all)
-        if c.fit_pca and n >= c.min_pca_cards and n >= 2 * max(st.fitted_n, c.min_pca_cards // 2):
+        refit = bool(c.fit_pca and n >= c.min_pca_cards and n >= 2 * max(st.fitted_n, c.min_pca_cards // 2))
+        if refit:
             st.refit(E_all)
-            return True
-        return False
+            st.items = st.item_vectors(E_all, first_dims=False).numpy()
+        elif len(st.items) < n:
+            st.items = np.concatenate([st.items, st.item_vectors(E_all[len(st.items):], first_dims=not c.fit_pca).numpy()])
+        return refit
 
     def start_session(self, user_id: str) -> None:
         st = self.state(user_id)
@@ -220,8 +234,12 @@ class UserVectorPolicy:
         st.pending = None
 
     def choose(self, user_id: str, cand_emb: np.ndarray, s0: np.ndarray, query_emb: np.ndarray,
-               explore: bool | None = None) -> tuple[list[int], dict[str, Any]]:
+               explore: bool | None = None, rows: np.ndarray | None = None) -> tuple[list[int], dict[str, Any]]:
         """Choose cards among the candidates; records the pending record for the next update.
+
+        Args:
+            rows: the candidates' rows in the user's cached item vectors (see :meth:`maybe_refit`);
+                without them the item vectors are computed from ``cand_emb``.
 
         Returns the chosen candidate indices (best first) and diagnostics (``changed``: whether the
         top-J under ``s`` differs from the top-J under ``s0``).
@@ -232,29 +250,33 @@ class UserVectorPolicy:
         if n == 0:
             st.pending = None
             return [], {"changed": False, "n": 0}
-        V = st.item_vectors(cand_emb, first_dims=not c.fit_pca)
+        if rows is not None and len(st.items) and int(np.max(rows)) < len(st.items):
+            V = torch.from_numpy(st.items[np.asarray(rows)])
+        else:
+            V = st.item_vectors(cand_emb, first_dims=not c.fit_pca)
         z_eff = c.beta_L * st.z_long + c.beta_S * st.z_short
         s = torch.from_numpy(np.asarray(s0, dtype=np.float64)) + V @ z_eff
         pi = torch.softmax(s / c.tau, dim=0)
+        s_np, s0_np = s.numpy(), np.asarray(s0, dtype=np.float64)
         explore = c.explore if explore is None else explore
         J = min(c.J, n)
         if c.always_choose and explore and n >= 2 and J >= n:
             J = n - 1  # keep a real choice, else the gradient is exactly zero
-        if explore:
-            p = pi.numpy()
-            chosen = [int(i) for i in st.rng.choice(n, size=J, replace=False, p=p / p.sum())]
-            chosen.sort(key=lambda i: -float(s[i]))
+        if explore:  # J draws without replacement from pi (Gumbel top-k: the same distribution)
+            keys = np.log(np.maximum(pi.numpy(), 1e-300)) + st.rng.gumbel(size=n)
+            chosen = [int(i) for i in np.argsort(-keys, kind="stable")[:J]]
+            chosen.sort(key=lambda i: -float(s_np[i]))
         else:
-            chosen = [int(i) for i in torch.argsort(s, descending=True, stable=True)[:J]]
-        base_top = set(int(i) for i in np.argsort(-np.asarray(s0), kind="stable")[:J])
-        top_s = set(int(i) for i in torch.argsort(s, descending=True, stable=True)[:J])
+            chosen = [int(i) for i in np.argsort(-s_np, kind="stable")[:J]]
+        base_top = set(int(i) for i in np.argsort(-s0_np, kind="stable")[:J])
+        top_s = set(int(i) for i in np.argsort(-s_np, kind="stable")[:J])
         changed = base_top != top_s
         self.stats["turns"] += 1
         self.stats["changed"] += int(changed)
         q = np.asarray(query_emb, dtype=np.float64)
-        sq = float(np.max(np.asarray(cand_emb)[chosen] @ q)) if chosen else 0.0
+        sq = float(np.max(np.asarray(cand_emb, dtype=np.float64)[chosen] @ q)) if chosen else 0.0
         st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq)
-        return chosen, {"changed": changed, "n": n, "J": J, "z_norm": float(st.z_long.norm())}
+        return chosen, {"changed": changed, "n": n, "J": J}
 
     def update(self, user_id: str, reward: float, next_emb: np.ndarray | None, g: float | None = None) -> float | None:
         """Apply the REINFORCE update for the pending turn with ``reward`` (``next_emb``: embedding of the

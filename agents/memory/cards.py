@@ -64,6 +64,7 @@ class CardStore:
 
     def __post_init__(self) -> None:
         self._by_key = {_key(c.note): i for i, c in enumerate(self.cards)}
+        self._globals = [i for i, c in enumerate(self.cards) if c.is_global]  # kept so turns need not scan
 
     def __len__(self) -> int:
         return len(self.cards)
@@ -83,11 +84,13 @@ class CardStore:
             return i, False
         self.cards.append(card)
         self._by_key[k] = len(self.cards) - 1
+        if card.is_global:
+            self._globals.append(len(self.cards) - 1)
         return len(self.cards) - 1, True
 
     def global_cards(self, cap: int | None = None) -> list[Card]:
         """Global cards, most recently confirmed first (at most ``cap``)."""
-        out = sorted((c for c in self.cards if c.is_global), key=lambda c: (c.session, c.turn), reverse=True)
+        out = sorted((self.cards[i] for i in self._globals), key=lambda c: (c.session, c.turn), reverse=True)
         return out if cap is None else out[:cap]
 
     def to_list(self) -> list[dict[str, Any]]:

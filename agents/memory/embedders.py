@@ -115,7 +115,9 @@ class SentenceTransformerEmbedder(Embedder):
             except ImportError as e:
                 raise ImportError("the sentence-transformers embedder needs: pip install 'multisessioncollab[hf]'") from e
             self._model = SentenceTransformer(self.model_name, device=self.device)
-            self._dim = int(self._model.get_sentence_embedding_dimension())
+            get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+                self._model.get_sentence_embedding_dimension  # renamed in sentence-transformers 6
+            self._dim = int(get_dim())
         return self._model
 
     @property

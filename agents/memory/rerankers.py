@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import difflib
 import math
+from functools import lru_cache
 
 from typing import Any, Sequence
 
@@ -29,8 +30,15 @@ class Reranker(abc.ABC):
         """One score per document."""
 
 
-def _terms(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+@lru_cache(maxsize=1 << 16)
+def _terms(text: str) -> tuple[str, ...]:
+    # cached: the same card notes are reranked turn after turn
+    return tuple(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP)
+
+
+@lru_cache(maxsize=1 << 16)
+def _termset(terms: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(terms)
 
 
 class LexicalReranker(Reranker):
@@ -50,12 +58,12 @@ class LexicalReranker(Reranker):
         avg = sum(len(d) for d in docs) / n or 1.0
         df: dict[str, int] = {}
         for d in docs:
-            for w in set(d):
+            for w in _termset(d) & q:  # only query terms matter
                 df[w] = df.get(w, 0) + 1
         out = np.zeros(n, dtype=np.float32)
         for i, d in enumerate(docs):
             s = 0.0
-            for w in set(d) & q:
+            for w in _termset(d) & q:
                 tf = d.count(w)
                 idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
                 s += idf * tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * len(d) / avg))
