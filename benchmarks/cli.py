@@ -15,7 +15,8 @@ from benchmarks.run import RunConfig
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
     p.add_argument("--methods", default=",".join(d.methods),
-                   help="comma-separated agents: vanilla, oracle, or module:Class (default: %(default)s)")
+                   help="comma-separated agents: vanilla, contextual, reflection, all_memory, rag, rag_vector, oracle, "
+                        "a module:Class plug-in, or 'all' (the six + oracle) (default: %(default)s)")
     p.add_argument("--profiles", default=d.profiles,
                    help="profile set: msc, complex, complex-<k>, or a .jsonl/.json file (default: %(default)s)")
     p.add_argument("--users", type=int, default=d.n_users, help="first N users of the set (default: %(default)s; 0 = all)")
@@ -27,30 +28,59 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-model", default=d.agent_model, help="agents' chat backend spec (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<profiles>-<time>)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     p.add_argument("--by-session", action="store_true", help="also print the table per session index")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.report import format_table, summarize
     from benchmarks.run import run
 
     out = args.out or f"runs/{args.profiles.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()], profiles=args.profiles,
                     n_users=args.users or None, sessions=args.sessions, datasets=args.datasets,
                     data_dir=args.data_dir, max_turns=args.max_turns, feedback=args.feedback,
-                    agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress)
+                    agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress,
+                    workers=args.workers)
     t0 = time.perf_counter()
     rows = run(cfg)
     dt = time.perf_counter() - t0
     errors = sum(1 for r in rows if r["status"] != "ok")
     sim = " (simulated: embedded scripted agent model)" if cfg.agent_model.startswith("scripted") else ""
     print(f"\n{len(rows)} sessions in {dt:.1f}s{sim}; {errors} errors; results in {out}/\n")
+    print_report(rows, by_session=args.by_session)
+    return 1 if errors else 0
+
+
+def print_report(rows: list, by_session: bool = False, compare: list[str] | None = None, from_session: int = 0) -> None:
+    """Summary table, optional per-session table, paired tests and the user-vector change rate."""
+    from benchmarks.report import format_table, summarize, vector_change_rate
+    from benchmarks.stats import compare_methods
+
     print(format_table(summarize(rows)))
-    if args.by_session:
+    if by_session:
         print()
         print(format_table(summarize(rows, by_session=True), by_session=True))
-    return 1 if errors else 0
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    pairs = [tuple(c.split(",")) for c in (compare or [])]
+    if not pairs and "rag_vector" in methods and "rag" in methods:
+        pairs = [("rag_vector", "rag")]
+    for a, b in pairs:
+        res = compare_methods(rows, a, b, "user_effort", from_session)
+        print(f"\npaired over {res['n']} users, user effort {a} - {b}: {res['mean_diff']:+.3f} "
+              f"(95% CI ±{res['ci95']:.3f}, t = {res['t']:.2f}, permutation p = {res['p']:.4f})")
+    if "rag_vector" in methods:
+        cr = vector_change_rate(rows)
+        print(f"rag_vector: the user vector changed the chosen top-J set in {cr['changed']} of {cr['turns']} "
+              f"retrieval turns ({100 * cr['change_rate']:.1f} %); {cr['updates']} REINFORCE updates")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmarks.report import load_rows
+
+    rows = load_rows(args.run_dir)
+    print_report(rows, by_session=args.by_session, compare=args.compare, from_session=args.from_session)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run methods x users x sessions and print the summary table")
     _add_run_args(p_run)
     p_run.set_defaults(func=cmd_run)
+    p_rep = sub.add_parser("report", help="tables and paired tests of a finished run folder")
+    p_rep.add_argument("run_dir", help="the folder 'msc run' wrote (with sessions.jsonl)")
+    p_rep.add_argument("--by-session", action="store_true", help="also print the table per session index")
+    p_rep.add_argument("--compare", action="append", metavar="A,B",
+                       help="paired test of user effort between methods A and B (repeatable)")
+    p_rep.add_argument("--from-session", type=int, default=0, help="only sessions >= this index in paired tests")
+    p_rep.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
 from benchmarks.run import METRICS
-
-# two-sided 95 % Student t quantiles for small n (df -> t); normal beyond
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
-
-
-def t95(df: int) -> float:
-    """Two-sided 95 % t quantile (conservative: nearest tabulated df below)."""
-    if df <= 0:
-        return float("nan")
-    keys = [k for k in _T95 if k <= df]
-    return _T95[max(keys)] if df <= 120 else 1.96
-
-
-def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and half-width of its 95 % confidence interval."""
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    m = sum(values) / n
-    if n == 1:
-        return m, float("nan")
-    var = sum((v - m) ** 2 for v in values) / (n - 1)
-    return m, t95(n - 1) * math.sqrt(var / n)
-
+from benchmarks.stats import mean_ci
 
 def summarize(rows: Iterable[dict[str, Any]], by_session: bool = False) -> list[dict[str, Any]]:
     """One record per method (and session index) with mean/ci of each metric."""
@@ -74,3 +52,24 @@ def format_table(records: Sequence[dict[str, Any]], by_session: bool = False) ->
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(head)]
     fmt = "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
     return "\n".join([fmt.format(*head), fmt.format(*["-" * w for w in widths])] + [fmt.format(*c) for c in lines])
+
+
+def load_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The session rows of a run folder (``sessions.jsonl``)."""
+    path = Path(run_dir) / "sessions.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"no sessions.jsonl in {str(run_dir)!r}; pass the folder 'msc run --out' wrote")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def vector_change_rate(rows: Iterable[dict[str, Any]], method: str = "rag_vector") -> dict[str, float]:
+    """Fraction of retrieval turns in which the user vector changed the chosen top-J set."""
+    turns = changed = updates = 0
+    for r in rows:
+        st = r.get("agent_stats") or {}
+        if r.get("method") == method and "changed" in st:
+            turns += st["turns"]
+            changed += st["changed"]
+            updates += st.get("updates", 0)
+    return {"method": method, "turns": turns, "changed": changed, "updates": updates,
+            "change_rate": changed / turns if turns else float("nan")}

@@ -56,12 +56,20 @@ class RunConfig:
     """output folder"""
     progress: bool = True
     """show a progress bar"""
+    workers: int = 1
+    """worker processes (lanes of (method, users) run in parallel; results are identical)"""
 
     def __post_init__(self) -> None:
         if not self.methods:
             raise ValueError("methods is empty; name at least one agent, e.g. --methods vanilla,oracle")
         if not isinstance(self.sessions, int) or self.sessions < 1:
             raise ValueError(f"sessions must be a positive int, got {self.sessions!r}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a positive int, got {self.workers!r}")
+        if self.methods == ["all"]:
+            from agents.registry import METHODS
+
+            self.methods = [*METHODS, "oracle"]
 
 
 def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv) -> dict[str, Any]:
@@ -113,8 +121,76 @@ def run_lane(env: MultiSessionCollabEnv, agent: Agent, user_id: str, sessions: i
         yield row
 
 
+def _lane_rows(cfg: RunConfig, env_kwargs: dict[str, Any], method: str, users: list[str],
+               agent: Agent | None = None, env: MultiSessionCollabEnv | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of ``method`` for a chunk of users (one agent, one env; the world is seeded per chunk, so
+    a user's sessions do not depend on how users are chunked)."""
+    env = env or MultiSessionCollabEnv(**env_kwargs)
+    agent = agent or make_agent(method, **_agent_kwargs(method, cfg, env))
+    for i, uid in enumerate(users):
+        for row in run_lane(env, agent, uid, cfg.sessions, seed=cfg.seed if i == 0 else None):
+            yield {"method": method, **row}
+
+
+def _worker(tasks: Any, results: Any, cfg: RunConfig, env_kwargs: dict[str, Any]) -> None:  # pragma: no cover
+    import os
+    import sys
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    while True:
+        task = tasks.get()
+        if task is None:
+            results.put(("exit", None))
+            return
+        method, users = task
+        try:
+            for row in _lane_rows(cfg, env_kwargs, method, users):
+                results.put(("row", row))
+        except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
+            results.put(("fail", traceback.format_exc()))
+
+
+def _parallel_rows(cfg: RunConfig, env_kwargs: dict[str, Any], users: list[str]) -> Iterator[dict[str, Any]]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    n_chunks = max(1, min(len(users), 2 * cfg.workers))
+    chunks = [users[i::n_chunks] for i in range(n_chunks)]
+    for method in cfg.methods:
+        for chunk in chunks:
+            tasks.put((method, chunk))
+    for _ in range(cfg.workers):
+        tasks.put(None)
+    procs = [ctx.Process(target=_worker, args=(tasks, results, cfg, env_kwargs), daemon=True)
+             for _ in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    alive = len(procs)
+    try:
+        while alive:
+            kind, payload = results.get()
+            if kind == "row":
+                yield payload
+            elif kind == "exit":
+                alive -= 1
+            else:
+                raise RuntimeError(f"a worker failed:\n{payload}")
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=5)
+
+
 def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run the experiment described by ``cfg``; returns all session rows (also written to disk)."""
+    """Run the experiment described by ``cfg``; returns all session rows (also written to disk).
+
+    With ``cfg.workers > 1`` the (method, users) lanes run in worker processes; every session's row
+    is identical to a one-process run (only the order of the rows in the file differs).
+    """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     env_kwargs = dict(profiles=cfg.profiles, n_users=cfg.n_users, datasets=cfg.datasets, data_dir=cfg.data_dir,
@@ -133,20 +209,19 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="session", desc="msc run", leave=False)
+    if cfg.workers > 1:
+        source = _parallel_rows(cfg, env_kwargs, users)
+    else:
+        source = (row for m in cfg.methods for row in _lane_rows(cfg, env_kwargs, m, users, agent=agents[m]))
     with open(out / "sessions.jsonl", "w", encoding="utf-8") as f:
-        for method in cfg.methods:
-            env = MultiSessionCollabEnv(**env_kwargs)
-            agent = agents[method]
-            for i, uid in enumerate(users):
-                for row in run_lane(env, agent, uid, cfg.sessions, seed=cfg.seed if i == 0 else None):
-                    row = {"method": method, **row}
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    rows.append(row)
-                    if on_row:
-                        on_row(row)
-                    if bar is not None:
-                        bar.update(1)
+        for row in source:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            rows.append(row)
+            if on_row:
+                on_row(row)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
