@@ -55,9 +55,27 @@ class _Lexicon:
         alts = sorted((re.escape(i).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
         self.pattern = re.compile(r"(?<![\w'])(?:" + "|".join(alts) + r")(?![\w'])", re.IGNORECASE)
         self.firsts = frozenset(_WORDS.match(i.lower()).group(0) for i in items)  # type: ignore[union-attr]
+        # For ASCII text: the same alternation, case-sensitive on the lower-cased text and without the
+        # leading look-behind (checked by hand), so the engine can skip ahead by the phrases' first
+        # characters instead of running the case-insensitive look-behind at every character.
+        self.ascii_pattern = None
+        if all(i.isascii() for i in items):
+            low_alts = sorted((re.escape(i.lower()).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
+            self.ascii_pattern = re.compile(r"(?:" + "|".join(low_alts) + r")(?![\w'])")
 
     def search(self, text: str, tokens: frozenset[str]) -> bool:
-        return not self.firsts.isdisjoint(tokens) and self.pattern.search(text) is not None
+        if self.firsts.isdisjoint(tokens):
+            return False
+        if self.ascii_pattern is None or not text.isascii():
+            return self.pattern.search(text) is not None
+        low = text.lower()
+        pos = 0
+        while (m := self.ascii_pattern.search(low, pos)) is not None:
+            i = m.start()
+            if i == 0 or not (low[i - 1].isalnum() or low[i - 1] in "_'"):
+                return True
+            pos = i + 1
+        return False
 
     def count(self, text: str, tokens: frozenset[str]) -> int:
         return 0 if self.firsts.isdisjoint(tokens) else len(self.pattern.findall(text))

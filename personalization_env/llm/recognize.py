@@ -153,10 +153,27 @@ class PreferenceRecognizer:
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+# _SPLIT without its look-behind (tried at every character): the punctuation char is matched and the
+# separator is group 1; the split points are the same, since a separator never starts with [.!?].
+_SPLIT_AT = re.compile(r"[.!?](\s+)|\n+")
+
+
+def _split(text: str) -> list[str]:
+    """``_SPLIT.split(text)``."""
+    parts: list[str] = []
+    start = 0
+    for m in _SPLIT_AT.finditer(text):
+        a, b = m.span(1) if m.group(1) is not None else m.span()
+        parts.append(text[start:a])
+        start = b
+    parts.append(text[start:])
+    return parts
+
+
 def statements(text: str) -> list[str]:
     """Candidate statements of a text: its lines and sentences, list markers stripped."""
     out = []
-    for part in _SPLIT.split(text):
+    for part in _split(text):
         part = part.strip().lstrip("-*•0123456789.) ").strip()
         if len(part) >= 8:
             out.append(part)

@@ -217,8 +217,11 @@ def _answer_value(content: ReplyContent) -> str | None:
     return nums[-1] if nums else content.answer_text.rstrip(".")
 
 
+_FIRST_WORD = re.compile(r"[A-Za-z']+")
+
+
 def _lower_first(s: str, proper: frozenset[str] = frozenset()) -> str:
-    first = re.match(r"[A-Za-z']+", s)
+    first = _FIRST_WORD.match(s)
     if first and first.group(0) in proper:
         return s
     return s[:1].lower() + s[1:] if s[:1].isupper() and not s[1:2].isupper() else s
@@ -237,12 +240,17 @@ def _proper_nouns_of(sentences: tuple[str, ...]) -> frozenset[str]:
     return frozenset(m.group(1) for x in sentences for m in _PROPER.finditer(x))
 
 
+_EQUATION = re.compile(r"([A-Za-z0-9().]+(?:\s*[-+*/^]\s*[A-Za-z0-9().]+)*\s*=\s*[A-Za-z0-9().]+"
+                       r"(?:\s*[-+*/^]\s*[A-Za-z0-9().]+)*)")
+_NUMBER = re.compile(r"(?<![\w$.])(\d+(?:\.\d+)?)(?![\w$])")
+
+
+@lru_cache(maxsize=4096)  # a task's steps are rendered again on every turn; the equation regex backtracks a lot
 def _latexify(sentence: str) -> str:
-    m = re.search(r"([A-Za-z0-9().]+(?:\s*[-+*/^]\s*[A-Za-z0-9().]+)*\s*=\s*[A-Za-z0-9().]+"
-                  r"(?:\s*[-+*/^]\s*[A-Za-z0-9().]+)*)", sentence)
+    m = _EQUATION.search(sentence) if "=" in sentence else None  # (pre-filter: an equation needs "=")
     if m:
         return sentence[:m.start()] + "$" + m.group(1).strip().replace("*", r" \cdot ") + "$" + sentence[m.end():]
-    m = re.search(r"(?<![\w$.])(\d+(?:\.\d+)?)(?![\w$])", sentence)
+    m = _NUMBER.search(sentence)
     if m:
         return sentence[:m.start()] + "$" + m.group(1) + "$" + sentence[m.end():]
     return sentence
@@ -354,7 +362,7 @@ def _settings(directives: Mapping[str, Any], rng: np.random.Generator,
     s["apology"] = (2 if s["double_apology"] else 1) if s["apology"] else 0
     for key in ("naming", "code_blocks", "max_sentences", "max_words", "min_words"):
         s[key] = None
-    s["choice"] = rng.integers(0, 1 << 30, size=16)
+    s["choice"] = rng.integers(0, 1 << 30, size=16).tolist()  # (plain ints: cheaper to index)
     for k, v in directives.items():
         s[k] = v
     if "apology" in directives:
@@ -610,9 +618,18 @@ def _fit_sentences(blocks: list[Block], n: int) -> list[Block]:
                 return True
         return False
 
+    counts: dict[Any, int] = {}  # block content -> sentences (most blocks do not change between counts)
+
+    def block_count(k: str, v: Any) -> int:
+        key = (k, tuple(v[0]), v[1]) if k == "items" else (k, tuple(v)) if k == "para" else (k, v)
+        n = counts.get(key)
+        if n is None:
+            n = counts[key] = T.count_sentences(_join([(k, v)]))
+        return n
+
     def count() -> int:
-        # blocks are separated by blank lines, so sentences add up per block (each count is cached)
-        return sum(T.count_sentences(_join([b])) for b in blocks)
+        # blocks are separated by blank lines, so sentences add up per block
+        return sum(block_count(k, v) for k, v in blocks)
 
     # each merge removes at most one sentence: merge the whole excess, then recount
     while (excess := count() - n) > 0:
@@ -631,7 +648,7 @@ def _join(blocks: list[Block]) -> str:
             parts.append("\n".join(f"{i + 1}. {x}" if numbered else f"- {x}" for i, x in enumerate(items)))
         else:
             parts.append(v)
-    return "\n\n".join(p for p in parts if p)
+    return "\n\n".join([p for p in parts if p])
 
 
 def _short_paragraphs(blocks: list[Block], per: int = 2) -> list[Block]:

@@ -164,6 +164,7 @@ class ScriptedBackend(ChatBackend):
         self._message_recs: dict[str, list[Recognition]] = {}
         self._answers: dict[tuple[str, str, int, int], str] = {}
         self._labels: dict[str, bool] = {}
+        self._no_answer: dict[str, tuple[Task, bool]] = {}
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -176,6 +177,7 @@ class ScriptedBackend(ChatBackend):
         state = self.__dict__.copy()
         state["_recognizer"] = None  # rebuilt lazily; keeps pickles small
         state["_tasks"], state["_message_recs"], state["_answers"], state["_labels"] = {}, {}, {}, {}
+        state["_no_answer"] = {}
         return state
 
     @staticmethod
@@ -204,6 +206,14 @@ class ScriptedBackend(ChatBackend):
         if hit is None:
             hit = self._remember(self._answers, key, wrong_answer(task, np.random.default_rng(_seed_of(*key))))
         return hit
+
+    def _gives_no_answer(self, task: Task, text: str) -> bool:
+        """Whether an earlier reply states no answer to ``task`` (memoised: every turn re-reads the
+        model's earlier replies; the task is stored with the verdict and must be the same object)."""
+        hit = self._no_answer.get(text)
+        if hit is None or hit[0] is not task:
+            hit = self._remember(self._no_answer, text, (task, extract_answer(task, text) is None))
+        return hit[1]
 
     def _is_correction(self, text: str) -> bool:
         """Whether the model reads a user message as "your answer is wrong" (memoised)."""
@@ -280,7 +290,7 @@ class ScriptedBackend(ChatBackend):
         partial = False
         if directives.get("incremental") and len(steps) > 2:
             # two steps per reply; every earlier reply without an answer delivered a chunk
-            k = 2 * sum(1 for a in previous if extract_answer(task, a) is None)
+            k = 2 * sum(1 for a in previous if self._gives_no_answer(task, a))
             k = min(k, len(steps) - 1)
             partial = k + 2 < len(steps)
             steps = steps[k:k + 2]

@@ -209,17 +209,20 @@ def _lead_sentences(reply: str, n: int) -> list[str]:
     return T.sentences(reply)[:n]
 
 
+_FIRST_STEP = re.compile(r"\s*(first|step 1)\b", re.I)
+_EQUATION = re.compile(r"\S\s*=\s*\S")
+
+
 def _first_content_position(reply: str) -> int:
     """Character offset of the first "solution content": a list item, equation, code fence or table."""
     pos = len(reply)
     offset = 0
     for raw in reply.split("\n"):
-        ln = T.classify_lines(raw)[0] if raw.strip() else None
-        if ln is not None and (ln.kind in ("item", "fence", "table", "math")
-                               or re.match(r"\s*(first|step 1)\b", raw, re.I)):
+        ln = T._classify_lines(raw)[0] if raw.strip() else None
+        if ln is not None and (ln.kind in ("item", "fence", "table", "math") or _FIRST_STEP.match(raw)):
             pos = offset
             break
-        eq = re.search(r"\S\s*=\s*\S", raw)
+        eq = _EQUATION.search(raw) if "=" in raw else None  # (pre-filter: the regex needs a "=")
         if eq:
             pos = offset + eq.start()
             break

@@ -65,7 +65,18 @@ def _classify_lines(reply: str) -> tuple[Line, ...]:
     out: list[Line] = []
     in_code = False
     for raw in reply.replace("\r\n", "\n").split("\n"):
-        if _FENCE.match(raw):
+        body = raw.strip()
+        first = body[:1]
+        if not in_code and first.isascii() and first.isalnum():
+            # fast path: of the patterns below, only _LIST_ITEM can match a line that starts with an
+            # ASCII letter or digit (a letter only when followed by "." or ")")
+            if (first.isdigit() or body[1:2] in (".", ")")) and _LIST_ITEM.match(raw):
+                out.append(Line(raw, "item", _LIST_ITEM.sub("", raw, count=1).strip()))
+            else:
+                out.append(Line(raw, "prose", body))
+        elif not in_code and not body:
+            out.append(Line(raw, "blank", ""))  # (a blank line matches no pattern below)
+        elif _FENCE.match(raw):
             in_code = not in_code
             out.append(Line(raw, "fence", ""))
         elif in_code:
@@ -114,7 +125,7 @@ def code_blocks(reply: str) -> list[tuple[str, str]]:
 def prose(reply: str) -> str:
     """The reply without fenced code, tables, rules and display math (headings and items kept as lines)."""
     keep = [ln.body if ln.kind in ("item", "heading") else ln.text
-            for ln in classify_lines(reply) if ln.kind in ("prose", "item", "heading")]
+            for ln in _classify_lines(reply) if ln.kind in ("prose", "item", "heading")]
     return "\n".join(keep)
 
 
@@ -125,9 +136,59 @@ def split_sentences(text: str) -> list[str]:
 
 @lru_cache(maxsize=8192)
 def _split_sentences(text: str) -> tuple[str, ...]:
-    protected = _ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), text)
-    parts = [p.replace("\x00", ".").strip() for p in _SENT_SPLIT.split(protected)]
+    protected = _protect_abbreviations(text)
+    parts = [p.replace("\x00", ".").strip() for p in _split_at_boundaries(protected)]
     return tuple(p for p in parts if _WORD.search(p))
+
+
+# Fast equivalents of ``_ABBREV.sub(...)`` and ``_SENT_SPLIT.split(...)`` (same results; the regexes
+# start with an assertion, so the engine tries them at every character, ~20-90 ns/char).
+_ABBREV_WORDS = frozenset(("e.g", "i.e", "vs", "etc", "dr", "mr", "mrs", "ms", "st", "approx", "cf", "fig", "no"))
+_ABBREV_LENGTHS = (2, 3, 6)
+# _SENT_SPLIT without its look-behind: the punctuation char is matched (a fast charset prefix scan)
+# and the boundary is group 1; matches cannot differ, since every separator ends in whitespace.
+_SENT_BOUNDARY = re.compile(r"[.!?…]([\"')\]*_]*\s+)")
+
+
+def _protect_abbreviations(text: str) -> str:
+    """``text`` with the dots of abbreviations (``_ABBREV``) replaced by ``\\x00``.
+
+    ASCII text is scanned dot by dot: an ``_ABBREV`` match is one of ``_ABBREV_WORDS`` (case-insensitive)
+    ending right before a dot, at a word boundary; no word is a suffix of another, so each dot ends at
+    most one candidate and taking candidates left to right without overlap equals the regex scan.
+    Other text (where case-insensitive matching has unicode subtleties) uses the regex itself."""
+    d = text.find(".")
+    if d < 0:
+        return text
+    if not text.isascii():
+        return _ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), text)
+    low = text.lower()
+    out: list[str] = []
+    last = 0  # end of the previous match (and of the text copied to ``out``)
+    while d >= 0:
+        for n in _ABBREV_LENGTHS:
+            s = d - n
+            if s >= last and low[s:d] in _ABBREV_WORDS and (s == 0 or not (low[s - 1].isalnum() or low[s - 1] == "_")):
+                out.append(text[last:s])
+                out.append(text[s:d + 1].replace(".", "\x00"))
+                last = d + 1
+                break
+        d = text.find(".", d + 1)
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _split_at_boundaries(text: str) -> list[str]:
+    """``_SENT_SPLIT.split(text)``."""
+    parts: list[str] = []
+    start = 0
+    for m in _SENT_BOUNDARY.finditer(text):
+        parts.append(text[start:m.start(1)])
+        start = m.end(1)
+    parts.append(text[start:])
+    return parts
 
 
 def _is_label(body: str) -> bool:
@@ -151,7 +212,7 @@ def _sentences(reply: str) -> tuple[str, ...]:
 
 def count_sentences(reply: str) -> int:
     """Number of sentences (see module rules)."""
-    return len(sentences(reply))
+    return len(_sentences(reply))
 
 
 def words(text: str) -> list[str]:
@@ -271,8 +332,25 @@ def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
 def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Total number of whole-phrase matches of ``phrases`` in ``text`` (case-insensitive)."""
     low = _norm(text)
-    # substring pre-filter: the regex (word boundaries) only runs for phrases that occur at all
-    return sum(len(_whole_phrase_re(_norm(p).strip()).findall(low)) for p in phrases if _norm(p).strip() in low)
+    # substring pre-filter: only phrases that occur at all are counted
+    return sum(_count_whole(low, _norm(p).strip()) for p in phrases if _norm(p).strip() in low)
+
+
+def _count_whole(low: str, phrase: str) -> int:
+    """``len(_whole_phrase_re(phrase).findall(low))`` with ``str.find`` instead of the regex scan (whose
+    leading look-behind is tried at every character): occurrences not touching a letter a-z on either
+    side, left to right without overlap."""
+    if not phrase:
+        return len(_whole_phrase_re(phrase).findall(low))
+    n, size = 0, len(phrase)
+    i = low.find(phrase)
+    while i >= 0:
+        if (i == 0 or not "a" <= low[i - 1] <= "z") and not "a" <= low[i + size:i + size + 1] <= "z":
+            n += 1
+            i = low.find(phrase, i + size)
+        else:
+            i = low.find(phrase, i + 1)
+    return n
 
 
 @lru_cache(maxsize=4096)

@@ -22,7 +22,7 @@ import logging
 import re
 from functools import lru_cache
 import threading
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -93,6 +93,7 @@ def _strip_wrappers(s: str) -> str:
     return s
 
 
+@lru_cache(maxsize=4096)  # option texts are normalised again for every reply
 def _norm_words(s: str) -> str:
     """Case-folded, whitespace-collapsed text without wrapping quotes or a trailing period."""
     s = _strip_wrappers(s)
@@ -102,8 +103,69 @@ def _norm_words(s: str) -> str:
 
 
 def _last_answer_phrase(text: str) -> str | None:
-    matches = list(_ANSWER_TEXT_RE.finditer(text))
-    return matches[-1].group(1).strip() if matches else None
+    last = None
+    for last in _answer_phrase_matches(_ANSWER_TEXT_RE, text):
+        pass
+    return last.group(1).strip() if last is not None else None
+
+
+# Patterns that start with a case-insensitive alternation (``_ANSWER_PHRASE``, "option|choice") make
+# the regex engine try every character of a long reply (~50-90 ns/char). On ASCII text the places where
+# such a match can start are found with ``str.find`` on the lower-cased text, and the pattern is only
+# tried there: ``_matches_at`` yields exactly the matches ``pattern.finditer`` yields, because every
+# possible match start is among the candidates and the candidates are tried left to right without
+# overlap. Non-ASCII text (unicode case folding) uses ``finditer`` itself.
+
+
+def _matches_at(pattern: re.Pattern[str], text: str, starts: tuple[int, ...]) -> Iterator[re.Match[str]]:
+    pos = 0
+    for s in starts:
+        if s >= pos:
+            m = pattern.match(text, s)
+            if m is not None:
+                yield m
+                pos = m.end()  # the patterns used here never match the empty string
+
+
+def _find_all(low: str, word: str) -> Iterator[int]:
+    i = low.find(word)
+    while i >= 0:
+        yield i
+        i = low.find(word, i + 1)
+
+
+@lru_cache(maxsize=256)
+def _answer_phrase_starts(text: str) -> tuple[int, ...] | None:
+    """Every offset where ``_ANSWER_PHRASE`` can match in ASCII ``text`` (a superset); None if not ASCII.
+
+    A match contains "answer" (after "final"/"the"/"correct" and whitespace, or alone) or is "correct"
+    followed by whitespace and "option"/"choice"."""
+    if not text.isascii():
+        return None
+    low = text.lower()
+    starts = set(_find_all(low, "correct"))
+    for p in _find_all(low, "answer"):
+        starts.add(p)
+        q = p
+        while q > 0 and low[q - 1].isspace():
+            q -= 1
+        if q < p:
+            starts.update(x for x in (q - 3, q - 5, q - 7) if x >= 0)
+    return tuple(sorted(starts))
+
+
+def _answer_phrase_matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that starts with ``_ANSWER_PHRASE``."""
+    starts = _answer_phrase_starts(text)
+    return pattern.finditer(text) if starts is None else _matches_at(pattern, text, starts)
+
+
+def _option_word_matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that starts with ``(?i:option|choice)``."""
+    if not text.isascii():
+        return pattern.finditer(text)
+    low = text.lower()
+    return _matches_at(pattern, text, tuple(sorted((*_find_all(low, "option"), *_find_all(low, "choice")))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,20 +292,50 @@ def _resolve_mc(task: Task, s: str) -> list[str]:
     """Letters a stated answer names: a letter form, a letter with text, or an option's text."""
     letters = _letters(task)
     t = _strip_wrappers(s)
-    m = re.fullmatch(rf"(?:(?i:option|choice)\s+)?[\(\[]?\s*([{letters}])\s*[\)\]]?[.:)]?", t)
+    pats = _mc_patterns(letters)
+    m = pats.letter_form.fullmatch(t)
     if m:
         return [m.group(1)]
     text_hits = _letters_for_text(task, t)
     if text_hits:
         return text_hits
-    m = re.match(rf"^[\(\[]\s*([{letters}])\s*[\)\]]|^([{letters}])[.:)]\s", t)
+    m = pats.letter_start.match(t)
     if m:
         return [m.group(1) or m.group(2)]
     return []
 
 
+class _MCPatterns(NamedTuple):
+    letter_form: re.Pattern[str]
+    letter_start: re.Pattern[str]
+    phrase_bracketed: re.Pattern[str]
+    phrase_bare: re.Pattern[str]
+    option_word: re.Pattern[str]
+    others: tuple[re.Pattern[str], ...]
+
+
+@lru_cache(maxsize=64)
+def _mc_patterns(letters: str) -> _MCPatterns:
+    """The multiple-choice patterns for one set of option letters, compiled once."""
+    lead = _ANSWER_PHRASE + _LINK + r"(?:(?i:option|choice)\s+)?"
+    return _MCPatterns(
+        letter_form=re.compile(rf"(?:(?i:option|choice)\s+)?[\(\[]?\s*([{letters}])\s*[\)\]]?[.:)]?"),
+        letter_start=re.compile(rf"^[\(\[]\s*([{letters}])\s*[\)\]]|^([{letters}])[.:)]\s"),
+        phrase_bracketed=re.compile(lead + rf"[\*\s]*[\(\[]\s*([{letters}])\s*[\)\]]"),
+        phrase_bare=re.compile(lead + rf"[\*]*([{letters}])(?![A-Za-z0-9'’\-])"),
+        option_word=re.compile(rf"(?i:option|choice)\s+\(?([{letters}])(?![A-Za-z0-9])"),
+        others=(re.compile(rf"[\(\[]([{letters}])[\)\]]"),
+                re.compile(rf"\*\*\(?([{letters}])\)?[.:]?\*\*"),
+                re.compile(rf"(?m)^\s*([{letters}])[.):]\s")),
+    )
+
+
+_ARTICLE_AFTER = re.compile(r"\s+[a-z]")
+
+
 def _extract_mc(task: Task, text: str) -> str | None:
     letters = _letters(task)
+    pats = _mc_patterns(letters)
     box = _last_boxed(text)
     if box is not None:
         hits = _resolve_mc(task, box)
@@ -251,11 +343,10 @@ def _extract_mc(task: Task, text: str) -> str | None:
             return hits[0]
     # 1. an answer phrase followed by a letter (last one wins)
     found: list[tuple[int, str]] = []
-    lead = _ANSWER_PHRASE + _LINK + r"(?:(?i:option|choice)\s+)?"
-    for m in re.finditer(lead + rf"[\*\s]*[\(\[]\s*([{letters}])\s*[\)\]]", text):
+    for m in _answer_phrase_matches(pats.phrase_bracketed, text):
         found.append((m.start(1), m.group(1)))
-    for m in re.finditer(lead + rf"[\*]*([{letters}])(?![A-Za-z0-9'’\-])", text):
-        if m.group(1) == "A" and re.match(r"\s+[a-z]", text[m.end(1):]):
+    for m in _answer_phrase_matches(pats.phrase_bare, text):
+        if m.group(1) == "A" and _ARTICLE_AFTER.match(text, m.end(1)):
             continue  # "the answer is a ..." reads as an article
         found.append((m.start(1), m.group(1)))
     if found:
@@ -274,13 +365,8 @@ def _extract_mc(task: Task, text: str) -> str | None:
     if hits:
         return hits[0]
     # 4. "option B", "(B)", "**B**", "B." at the start of a line (last one wins)
-    patterns = (
-        rf"(?i:option|choice)\s+\(?([{letters}])(?![A-Za-z0-9])",
-        rf"[\(\[]([{letters}])[\)\]]",
-        rf"\*\*\(?([{letters}])\)?[.:]?\*\*",
-        rf"(?m)^\s*([{letters}])[.):]\s",
-    )
-    found = [(m.start(1), m.group(1)) for p in patterns for m in re.finditer(p, text)]
+    found = [(m.start(1), m.group(1)) for m in _option_word_matches(pats.option_word, text)]
+    found += [(m.start(1), m.group(1)) for p in pats.others for m in p.finditer(text)]
     if found:
         return max(found)[1]
     # 5. exactly one option's text appears in the reply
@@ -297,7 +383,7 @@ def _contained_options(task: Task, text: str) -> list[str]:
         n = _norm_words(c)
         if len(n) < 2:
             continue
-        if re.search(r"(?<![\w])" + re.escape(n) + r"(?![\w])", body):
+        if n in body and re.search(r"(?<![\w])" + re.escape(n) + r"(?![\w])", body):  # substring pre-filter
             found[_LETTERS[i]] = n
     # an option whose text is part of another found option's text does not count on its own
     keep = [k for k, n in found.items() if not any(n != o and n in o for o in found.values())]
@@ -369,7 +455,11 @@ def _entities(task: Task) -> list[str]:
 
 
 def _mentioned(entities: list[str], text: str) -> list[str]:
-    return [e for e in entities if re.search(r"(?<!\w)" + re.escape(e) + r"(?!\w)", text, re.I)]
+    # pre-filter: in ASCII text an ASCII entity can only match where its lower-cased form occurs
+    low = text.lower() if text.isascii() else None
+    return [e for e in entities
+            if (low is None or not e.isascii() or e.lower() in low)
+            and re.search(r"(?<!\w)" + re.escape(e) + r"(?!\w)", text, re.I)]
 
 
 def _extract_logic(task: Task, text: str) -> str | None:

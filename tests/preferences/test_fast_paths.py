@@ -1,0 +1,53 @@
+"""The regex-free fast paths used for speed give exactly the results of the regexes they replace."""
+
+from __future__ import annotations
+
+import random
+
+from personalization_env.feedback import classifiers as FC
+from personalization_env.llm import recognize as RC
+from personalization_env.preferences import text as T
+from personalization_env.tasks import scoring as S
+
+_PIECES = ["e.g.", "i.e.", "vs.", "etc.", "Dr.", "Mrs.", "mr.", "No.", "approx.", "Fig.", "cf.", "St.", "x", "_", "1",
+           ". ", "! ", "? ", "…", "\"", ")", "]", "*", "\n", "\t", " ", "a", "B", "é", "ſ", "answer", "The answer is",
+           "final  answer:", "correct option", "Option (C)", "choice D", "that's wrong", "I'M CONFUSED", "'", "so ",
+           "then", "1. ", "a) ", "# h", "```", "|a|b|", "$$x$$"]
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+
+
+def test_sentence_splitting_matches_the_regexes():
+    for t in _texts(3000, 0):
+        assert T._protect_abbreviations(t) == T._ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), t)
+        assert T._split_at_boundaries(t) == T._SENT_SPLIT.split(t)
+
+
+def test_count_whole_matches_the_regex():
+    for t in _texts(2000, 1):
+        low = T._norm(t)
+        for p in ("so", "then", "answer", "e.g.", "a"):
+            assert T._count_whole(low, p) == len(T._whole_phrase_re(p).findall(low))
+
+
+def test_answer_phrase_scan_matches_finditer():
+    for t in _texts(3000, 2):
+        for pat in (S._ANSWER_TEXT_RE, S._mc_patterns("ABCD").phrase_bracketed, S._mc_patterns("ABCD").phrase_bare):
+            assert [m.span() for m in S._answer_phrase_matches(pat, t)] == [m.span() for m in pat.finditer(t)]
+        pat = S._mc_patterns("ABCD").option_word
+        assert [m.span() for m in S._option_word_matches(pat, t)] == [m.span() for m in pat.finditer(t)]
+
+
+def test_lexicon_search_matches_the_regex():
+    for t in _texts(3000, 3):
+        tokens = frozenset(FC._WORDS.findall(t.lower()))
+        for lex in (FC._CORRECTION, FC._CONFUSION, FC._PRAISE, FC._PROGRESS, FC._RESTATE):
+            assert lex.search(t, tokens) == (not lex.firsts.isdisjoint(tokens) and lex.pattern.search(t) is not None)
+
+
+def test_statement_split_matches_the_regex():
+    for t in _texts(3000, 4):
+        assert RC._split(t) == RC._SPLIT.split(t)
