@@ -28,3 +28,38 @@ def test_msc_run_bad_names_fail_with_one_line(tmp_path):
     assert p.stderr.strip().count("\n") == 0 and "did you mean 'vanilla'" in p.stderr
     p = run_cli("run", "--datasets", "gen_mth", "--users", "1", "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert p.returncode == 2 and "gen_math" in p.stderr
+
+
+def test_plugin_agent_runs_by_module_class_and_report_reads_the_run(tmp_path):
+    import os
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    env = {**os.environ, "PYTHONPATH": f"{examples}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = tmp_path / "plug"
+    p = subprocess.run([sys.executable, "-m", "benchmarks.cli", "run", "--methods",
+                        "vanilla,plugin_agent:VerbatimMemoryAgent", "--users", "3", "--sessions", "2", "--out", str(out),
+                        "--no-progress"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "plugin_agent:VerbatimMemoryAgent" in p.stdout
+    r = run_cli("report", str(out), "--compare", "plugin_agent:VerbatimMemoryAgent,vanilla", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "paired over 3 users" in r.stdout
+    bad = run_cli("report", str(tmp_path / "nothing"), cwd=tmp_path)
+    assert bad.returncode == 2 and "sessions.jsonl" in bad.stderr
+
+
+def test_parallel_workers_give_identical_rows(tmp_path):
+    from benchmarks.run import RunConfig, run
+
+    kw = dict(methods=["vanilla", "rag_vector", "reflection"], n_users=4, sessions=2, progress=False)
+    a = run(RunConfig(out=str(tmp_path / "a"), **kw))
+    b = run(RunConfig(out=str(tmp_path / "b"), workers=2, **kw))
+
+    def key(r):
+        return (r["method"], r["user_id"], r["session"])
+
+    def strip(rows):
+        return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in rows), key=key)
+
+    assert strip(a) == strip(b) and len(a) == 24
