@@ -15,7 +15,6 @@ import difflib
 import re
 from typing import Any, Mapping, Sequence
 
-from personalization_env.feedback.labels import LABELS
 
 
 class FeedbackClassifier(abc.ABC):

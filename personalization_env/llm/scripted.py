@@ -273,7 +273,6 @@ class ScriptedBackend(ChatBackend):
 
         # reply situations as the model anticipates them (it knows whether it will give an answer)
         followed = []
-        incremental_now = False
         catalogue = self.recognizer.catalogue
         ctx_final = self._anticipated(task, msgs)
         for tid in sorted(recognised):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from personalization_env.llm.render import ReplyContent
-from personalization_env.types import TASK_KINDS, Condition, PreferenceType, ReplyContext
+from personalization_env.types import PreferenceType, ReplyContext
 
 CODE_SRC = "def count_vowels(text):\n    total = 0\n    for ch in text.lower():\n        if ch in 'aeiou':\n            total += 1\n    return total"
 CODE_SRC2 = "def pair_sums(nums, target):\n    seen = set()\n    for x in nums:\n        if target - x in seen:\n            return True\n        seen.add(x)\n    return False"
