@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
 from agents.base import Agent
+from personalization_env.naming import did_you_mean
 
 #: built-in agents (name -> "module:Class"); imported lazily
 AGENTS: dict[str, str] = {
@@ -54,6 +54,5 @@ def make_agent(name: str, **kwargs: Any) -> Agent:
             if not (isinstance(cls, type) and issubclass(cls, Agent)):
                 raise ValueError(f"entry point {name!r} does not name an Agent subclass")
             return cls(**kwargs)
-    hint = difflib.get_close_matches(name, available_agents(), n=1)
-    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    extra = did_you_mean(name, available_agents())
     raise ValueError(f"unknown agent {name!r}{extra} known: {available_agents()} (or pass 'module:Class')")

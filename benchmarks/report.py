@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchmarks.run import METRICS
 from benchmarks.stats import mean_ci
+
 
 def summarize(rows: Iterable[dict[str, Any]], by_session: bool = False) -> list[dict[str, Any]]:
     """One record per method (and session index) with mean/ci of each metric."""

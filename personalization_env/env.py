@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from personalization_env.feedback import make_classifier, reward_of
 from personalization_env.feedback.labels import validate_rewards
+from personalization_env.naming import did_you_mean
 from personalization_env.profiles import load_profiles
 from personalization_env.spaces import ChatText
 from personalization_env.tasks import is_correct, load_tasks
@@ -170,10 +171,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         if "user_id" in options:
             uid = options["user_id"]
             if uid not in self._user_index:
-                import difflib
-
-                hint = difflib.get_close_matches(str(uid), list(self._user_index), n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                extra = did_you_mean(str(uid), list(self._user_index))
                 raise ValueError(f"unknown user_id {uid!r}{extra} ({len(self.profiles)} users loaded)")
             self._current = self._user_index[uid]
         elif "user_index" in options:

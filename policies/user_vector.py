@@ -21,7 +21,6 @@ to n - 1 while exploring), the session-end signal rewards the last turn, and eve
 
 from __future__ import annotations
 
-
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 

@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 import abc
-import difflib
 import hashlib
 import re
 from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+
+from personalization_env.naming import did_you_mean
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _STOP = frozenset("a an the and or of to in on for is are be it this that i you me my your with as at by".split())
@@ -149,6 +150,5 @@ def make_embedder(spec: str | Embedder) -> Embedder:
         if not rest:
             raise ValueError("the 'st' embedder needs a model: 'st:<path or name>'")
         return SentenceTransformerEmbedder(rest)
-    hint = difflib.get_close_matches(name, ["hashing", "st"], n=1)
-    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    extra = did_you_mean(name, ["hashing", "st"])
     raise ValueError(f"unknown embedder {spec!r}{extra} use 'hashing[:dim]' or 'st:<model>'")

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import abc
-import difflib
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 from agents.memory.cards import Card
 from personalization_env.feedback import KeywordClassifier
 from personalization_env.llm import ChatBackend, ChatRequest, make_backend
+from personalization_env.naming import did_you_mean
 from personalization_env.types import Message
 
 logger = logging.getLogger(__name__)
@@ -219,8 +219,7 @@ def make_extractor(spec: str | Extractor, **kwargs: Any) -> Extractor:
         return spec
     name, _, rest = str(spec).partition(":")
     if name not in EXTRACTORS:
-        hint = difflib.get_close_matches(name, EXTRACTORS, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        extra = did_you_mean(name, EXTRACTORS)
         raise ValueError(f"unknown extractor {spec!r}{extra} known: {sorted(EXTRACTORS)}")
     if rest:
         kwargs["model"] = rest

@@ -9,15 +9,14 @@
 from __future__ import annotations
 
 import abc
-import difflib
 import math
 from functools import lru_cache
-
 from typing import Any, Sequence
 
 import numpy as np
 
 from agents.memory.embedders import _STOP, _WORD, _stem
+from personalization_env.naming import did_you_mean
 
 
 class Reranker(abc.ABC):
@@ -113,8 +112,7 @@ def make_reranker(spec: str | Reranker | None) -> Reranker | None:
         if not rest:
             raise ValueError("the 'cross' reranker needs a model: 'cross:<path or name>'")
         return CrossEncoderReranker(rest)
-    hint = difflib.get_close_matches(name, ["lexical", "cross", "none"], n=1)
-    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    extra = did_you_mean(name, ["lexical", "cross", "none"])
     raise ValueError(f"unknown reranker {spec!r}{extra} use 'lexical', 'cross:<model>' or 'none'")
 
 

@@ -11,10 +11,10 @@ Accuracy against the rule simulator's true labels is measured by ``benchmarks/fe
 from __future__ import annotations
 
 import abc
-import difflib
 import re
 from typing import Any, Mapping, Sequence
 
+from personalization_env.naming import did_you_mean
 
 
 class FeedbackClassifier(abc.ABC):
@@ -180,8 +180,7 @@ def make_classifier(name: str | FeedbackClassifier, **kwargs: Any) -> FeedbackCl
     if isinstance(name, FeedbackClassifier):
         return name
     if name not in CLASSIFIERS:
-        hint = difflib.get_close_matches(str(name), CLASSIFIERS, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        extra = did_you_mean(str(name), CLASSIFIERS)
         raise ValueError(f"unknown feedback classifier {name!r}{extra} known: {sorted(CLASSIFIERS)}")
     return CLASSIFIERS[name](**kwargs)
 

@@ -9,10 +9,10 @@ the tag, the scripted backend dispatches on it.
 from __future__ import annotations
 
 import abc
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from personalization_env.naming import did_you_mean
 from personalization_env.types import Message
 
 PURPOSES: tuple[str, ...] = ("reply", "reflect", "extract", "judge", "user")
@@ -119,8 +119,7 @@ def make_backend(spec: str | ChatBackend, **kwargs: Any) -> ChatBackend:
         raise ValueError(f"backend spec must be a non-empty string such as 'scripted', got {spec!r}")
     family, _, rest = spec.partition(":")
     if family not in BACKENDS:
-        hint = difflib.get_close_matches(family, BACKENDS, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        extra = did_you_mean(family, BACKENDS)
         raise ValueError(f"unknown backend {family!r}{extra} known: {sorted(BACKENDS)}")
     import importlib
 

@@ -35,10 +35,9 @@ Results on this model are simulated and labelled as such.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 import json
-
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np

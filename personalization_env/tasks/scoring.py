@@ -20,8 +20,8 @@ from __future__ import annotations
 import ast
 import logging
 import re
-from functools import lru_cache
 import threading
+from functools import lru_cache
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import abc
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from personalization_env.naming import did_you_mean
 from personalization_env.types import Profile, Task
 
 
@@ -71,8 +71,7 @@ def make_user_simulator(spec: str | UserSimulator, **kwargs: Any) -> UserSimulat
         return spec
     family, _, rest = str(spec).partition(":")
     if family not in SIMULATORS:
-        hint = difflib.get_close_matches(family, SIMULATORS, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        extra = did_you_mean(family, SIMULATORS)
         raise ValueError(f"unknown user simulator {spec!r}{extra} known: {sorted(SIMULATORS)}")
     mod, _, attr = SIMULATORS[family].partition(":")
     cls = getattr(importlib.import_module(mod), attr)
