@@ -28,7 +28,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<profiles>-<time>)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
-    p.add_argument("--by-session", action="store_true", help="also print the table per session index")
+    p.add_argument("--summary-only", action="store_true", help="skip the table per session index")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     errors = sum(1 for r in rows if r["status"] != "ok")
     sim = " (simulated: embedded scripted agent model)" if cfg.agent_model.startswith("scripted") else ""
     print(f"\n{len(rows)} sessions in {dt:.1f}s{sim}; {errors} errors; results in {out}/\n")
-    print_report(rows, by_session=args.by_session)
+    print_report(rows, by_session=not args.summary_only)
     return 1 if errors else 0
 
 

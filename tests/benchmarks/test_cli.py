@@ -11,7 +11,7 @@ def run_cli(*args, cwd):
 
 def test_msc_run_writes_results_and_prints_table(tmp_path):
     out = tmp_path / "run"
-    p = run_cli("run", "--users", "3", "--sessions", "2", "--out", str(out), "--no-progress", "--by-session",
+    p = run_cli("run", "--users", "3", "--sessions", "2", "--out", str(out), "--no-progress",
                 cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "vanilla" in p.stdout and "oracle" in p.stdout and "effort" in p.stdout
