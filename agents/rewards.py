@@ -23,6 +23,7 @@ from personalization_env.types import Message
 
 NEGATIVE = ("didn't", "that's not", "incorrect", "redo", "again", "explain more", "doesn't help", "wrong", "no",
             "not what i asked")
+_CLASSIFIER = KeywordClassifier()  # stateless; built once instead of on every rewarded turn
 POSITIVE = ("elaborate", "give an example", "continue", "what if", "based on that", "thanks", "good", "great", "cool")
 
 
@@ -47,7 +48,7 @@ def keyword_reward(next_message: str, topic_similarity: float, match: str = "wor
     text = next_message.lower()
     if any(_has(text, p, match) for p in NEGATIVE):
         return -1.0
-    if match == "word" and KeywordClassifier().classify(next_message) in ("neg_constraint_restate",
+    if match == "word" and _CLASSIFIER.classify(next_message) in ("neg_constraint_restate",
                                                                          "neg_correction", "neg_confusion"):
         return -1.0
     r = 0.0
