@@ -61,17 +61,29 @@ def approx_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
+class BackendUnavailableError(RuntimeError):
+    """A model server could not be reached even after retries: the run must stop (and resume later),
+    not record the session as a failure of the method."""
+
+
 class ChatBackend(abc.ABC):
     """A model that answers batches of chat requests.
 
     Subclasses implement :meth:`_generate`; :meth:`generate` validates input and keeps per-purpose
-    usage counters (``usage``) so runs can report tokens per role.
+    usage counters (``usage``: calls, tokens, latency) so runs can report them per role, and
+    ``stats`` (retries, faults by kind, JSON repairs) for backends that talk to servers.
     """
 
     name: str = "backend"
 
     def __init__(self) -> None:
-        self.usage: dict[str, dict[str, int]] = {}
+        self.usage: dict[str, dict[str, float]] = {}
+        self.stats: dict[str, Any] = {"retries": 0, "repairs": 0, "faults": {}}
+
+    @property
+    def cache_id(self) -> str:
+        """What identifies this model's outputs in a response cache (model name, not server address)."""
+        return f"{self.name}:{getattr(self, 'model', '')}"
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Answer ``requests`` (one response per request, same order)."""
@@ -85,10 +97,12 @@ class ChatBackend(abc.ABC):
         if len(out) != len(requests):
             raise RuntimeError(f"{type(self).__name__} returned {len(out)} responses for {len(requests)} requests")
         for r, o in zip(requests, out):
-            u = self.usage.setdefault(r.purpose, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+            u = self.usage.setdefault(r.purpose, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                                  "latency_s": 0.0})
             u["calls"] += 1
             u["prompt_tokens"] += o.prompt_tokens
             u["completion_tokens"] += o.completion_tokens
+            u["latency_s"] = u.get("latency_s", 0.0) + float(o.meta.get("latency_s", 0.0))
         return out
 
     def complete(self, messages: Sequence[Message], **kw: Any) -> str:
@@ -103,18 +117,28 @@ class ChatBackend(abc.ABC):
 #: backend families a spec string may start with; the value is "module:factory".
 BACKENDS: dict[str, str] = {
     "scripted": "personalization_env.llm.scripted:ScriptedBackend",
+    "openai": "personalization_env.llm.openai_backend:OpenAIBackend",
+    "hf": "personalization_env.llm.hf:HFBackend",
+    "vllm": "personalization_env.llm.vllm_engine:VLLMBackend",
 }
 
 
-def make_backend(spec: str | ChatBackend, **kwargs: Any) -> ChatBackend:
-    """Build a backend from a spec string such as ``"scripted"`` (later: ``"openai:<model>@<url>"``).
+def make_backend(spec: str | ChatBackend, cache: str | None = None, **kwargs: Any) -> ChatBackend:
+    """Build a backend from a spec string.
+
+    Specs: ``"scripted"`` (the embedded model), ``"openai:<model>@<base_url>"`` (any OpenAI-compatible
+    server: vLLM, SGLang, OpenAI; ``openai:<model>`` uses ``$OPENAI_BASE_URL`` or OpenAI),
+    ``"hf:<path or name>"`` (local transformers), ``"vllm:<model>"`` (in-process vLLM, GPU).
 
     Args:
         spec: ``family`` or ``family:rest``; an existing backend is returned as is.
+        cache: a response-cache folder: the backend is wrapped in a
+            :class:`~personalization_env.llm.cache.CachedBackend` (the scripted model is never cached:
+            it is faster than a cache lookup).
         **kwargs: passed to the backend's constructor.
     """
     if isinstance(spec, ChatBackend):
-        return spec
+        return _maybe_cached(spec, cache)
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"backend spec must be a non-empty string such as 'scripted', got {spec!r}")
     family, _, rest = spec.partition(":")
@@ -127,4 +151,12 @@ def make_backend(spec: str | ChatBackend, **kwargs: Any) -> ChatBackend:
     cls = getattr(importlib.import_module(mod), attr)
     if rest:
         kwargs.setdefault("model", rest)
-    return cls(**kwargs)
+    return _maybe_cached(cls(**kwargs), cache)
+
+
+def _maybe_cached(backend: ChatBackend, cache: str | None) -> ChatBackend:
+    if cache is None or backend.name in ("scripted", "cached"):
+        return backend
+    from personalization_env.llm.cache import CachedBackend
+
+    return CachedBackend(backend, cache)

@@ -27,7 +27,8 @@ recognises preference statements anywhere in the prompt by text similarity
 - **Other roles** (request ``purpose``): ``judge`` labels a user message (keyword heuristic with a
   ``judge_error`` rate), ``extract`` returns preference JSON for the statements it recognises in the
   last user message (missing each with ``extract_miss``), ``reflect`` writes notes from a transcript
-  (dropping each with ``reflect_drop`` and blurring each with ``reflect_blur``).
+  (dropping each with ``reflect_drop`` and blurring each with ``reflect_blur``), ``user`` plays the
+  LLM user simulator by replaying the rule user (:func:`personalization_env.users.llm.scripted_user_reply`).
 
 Results on this model are simulated and labelled as such.
 """
@@ -244,11 +245,17 @@ class ScriptedBackend(ChatBackend):
         out = []
         for r in requests:
             handler = {"reply": self._reply, "judge": self._judge_reply, "extract": self._extract,
-                       "reflect": self._reflect, "user": self._reply}[r.purpose]
+                       "reflect": self._reflect, "user": self._user}[r.purpose]
             text = handler(r)
             prompt = sum(approx_tokens(m.content) for m in r.messages)
             out.append(ChatResponse(text=text, prompt_tokens=prompt, completion_tokens=approx_tokens(text)))
         return out
+
+    @staticmethod
+    def _user(req: ChatRequest) -> str:
+        from personalization_env.users.llm import scripted_user_reply  # the users package builds on this one
+
+        return scripted_user_reply(req)
 
     def _reply(self, req: ChatRequest) -> str:
         msgs = req.messages

@@ -62,11 +62,17 @@ class UserSimulator(abc.ABC):
         return [s.respond(r) for s, r in zip(sessions, replies)]
 
 
-SIMULATORS: dict[str, str] = {"rule": "personalization_env.users.rule:RuleUserSimulator"}
+SIMULATORS: dict[str, str] = {
+    "rule": "personalization_env.users.rule:RuleUserSimulator",
+    "llm": "personalization_env.users.llm:LLMUserSimulator",
+    "hybrid": "personalization_env.users.llm:HybridUserSimulator",
+}
 
 
 def make_user_simulator(spec: str | UserSimulator, **kwargs: Any) -> UserSimulator:
-    """Build a simulator from ``"rule"`` (later ``"llm:<model>"``, ``"hybrid:<model>"``)."""
+    """Build a simulator from ``"rule"``, ``"llm:<backend spec>"`` or ``"hybrid:<backend spec>"``
+    (e.g. ``"llm:openai:meta-llama/Llama-3.3-70B-Instruct@http://node:8000/v1"``); ``kwargs`` go to its
+    constructor."""
     if isinstance(spec, UserSimulator):
         return spec
     family, _, rest = str(spec).partition(":")

@@ -142,3 +142,22 @@ def test_state_round_trip():
     b = other.choose("u", E[:6], np.linspace(1, 0, 6), E[0])
     assert a[0] == b[0]
     assert torch.allclose(pol.state("u").z_long, other.state("u").z_long)
+
+
+def test_default_explores_near_the_reranker_choice_paper_scale_is_flat():
+    # 2 relevant candidates among 42: on the raw [0, 1] scale softmax(s0) is almost uniform, so
+    # exploring samples cards nearly at random; the default's log scale keeps it near the reranker
+    s0 = np.array([1.0, 0.8] + [0.0] * 40)
+    emb = np.eye(42, 16, dtype=np.float32)
+    q = np.zeros(16, dtype=np.float32)
+    masses = {}
+    for preset in ("default", "paper"):
+        pol = UserVectorPolicy(make_config(preset, explore=False), dim=16, seed=0)
+        pol.choose("u", emb, s0, q)
+        pi = pol.state("u").pending.pi.numpy()
+        masses[preset] = float(pi[:2].sum())
+    assert masses["default"] > 0.99
+    assert masses["paper"] < 0.15
+    assert make_config("paper").s0_log is False and make_config("default").s0_log is True
+    with pytest.raises(ValueError, match="s0_floor"):
+        make_config("default", s0_floor=0.0)

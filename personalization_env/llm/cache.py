@@ -1,0 +1,115 @@
+"""A content-addressed response cache: replayable runs and cheap resumes.
+
+The key is a hash of (model id, purpose, messages, max_tokens, temperature, seed, response format);
+the server's address is not part of it, so a run moved to another node still hits. Entries live in
+one SQLite file per folder (``<folder>/responses.sqlite``, WAL mode, safe for the runner's worker
+processes). With ``replay=True`` a miss is an error instead of a model call, so a replayed run
+provably makes no calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from personalization_env.llm.base import ChatBackend, ChatRequest, ChatResponse
+
+
+class CacheMissError(KeyError):
+    """A replayed run asked for a response the cache does not hold."""
+
+
+def request_key(model_id: str, r: ChatRequest) -> str:
+    """The cache key of request ``r`` to model ``model_id``."""
+    payload = {"model": model_id, "purpose": r.purpose, "messages": [[m.role, m.content] for m in r.messages],
+               "max_tokens": r.max_tokens, "temperature": r.temperature, "seed": r.seed,
+               "response_format": r.response_format}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class CachedBackend(ChatBackend):
+    """Wraps a backend with the response cache (see module docstring).
+
+    Args:
+        inner: the backend that answers misses.
+        folder: the cache folder (created).
+        replay: a miss raises :class:`CacheMissError` instead of calling ``inner``.
+    """
+
+    name = "cached"
+
+    def __init__(self, inner: ChatBackend, folder: str | os.PathLike[str], replay: bool = False):
+        super().__init__()
+        self.inner, self.folder, self.replay = inner, Path(folder), replay
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "responses.sqlite"
+        self.stats = inner.stats  # faults and repairs are the inner backend's
+        self.hits = self.misses = 0
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    @property
+    def cache_id(self) -> str:
+        return self.inner.cache_id
+
+    @property
+    def model(self) -> str:
+        return getattr(self.inner, "model", "")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_conn", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._conn, self._lock = None, threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                         "prompt_tokens INTEGER, completion_tokens INTEGER, meta TEXT)")
+            conn.commit()
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def _generate(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+        keys = [request_key(self.cache_id, r) for r in requests]
+        found: dict[str, ChatResponse] = {}
+        with self._lock:
+            db = self._db()
+            for k in set(keys):
+                row = db.execute("SELECT text, prompt_tokens, completion_tokens, meta FROM responses WHERE key = ?",
+                                 (k,)).fetchone()
+                if row is not None:
+                    meta = {**json.loads(row[3] or "{}"), "cached": True, "latency_s": 0.0}
+                    found[k] = ChatResponse(row[0], int(row[1] or 0), int(row[2] or 0), meta)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(requests) - len(missing)
+        self.misses += len(missing)
+        if missing and self.replay:
+            raise CacheMissError(f"{len(missing)} request(s) are not in the response cache {self.path} "
+                                 f"(replay mode makes no model calls); run without replay to fill it")
+        if missing:
+            # duplicates within one batch are asked once
+            uniq = list(dict.fromkeys(keys[i] for i in missing))
+            first = {k: next(i for i in missing if keys[i] == k) for k in uniq}
+            answers = self.inner.generate([requests[first[k]] for k in uniq])
+            with self._lock:
+                db = self._db()
+                db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                               [(k, a.text, a.prompt_tokens, a.completion_tokens, json.dumps(dict(a.meta)))
+                                for k, a in zip(uniq, answers)])
+                db.commit()
+            found.update(zip(uniq, answers))
+        return [found[k] for k in keys]
