@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from personalization_env.feedback import DEFAULT_REWARDS, KeywordClassifier
-from personalization_env.llm import ChatBackend, ChatRequest, make_backend
-from personalization_env.types import Message
+from personalization_env.feedback.llm_judge import judge_request
+from personalization_env.llm import ChatBackend, make_backend
 
 NEGATIVE = ("didn't", "that's not", "incorrect", "redo", "again", "explain more", "doesn't help", "wrong", "no",
             "not what i asked")
@@ -59,12 +59,6 @@ def keyword_reward(next_message: str, topic_similarity: float, match: str = "wor
     return max(-1.0, min(1.0, r))
 
 
-JUDGE_SYSTEM = (
-    "Classify the user's latest message as feedback on the assistant's previous reply. Labels: "
-    + ", ".join(DEFAULT_REWARDS) + '. Answer with JSON only: {"label": ..., "confidence": 0-1}.'
-)
-
-
 class RewardSource:
     """Computes the reward of a reply from what followed it.
 
@@ -93,9 +87,7 @@ class RewardSource:
         if self.kind == "keyword":
             return RewardSignal(keyword_reward(next_message, topic_similarity, self.match))
         assert self._judge is not None
-        req = ChatRequest((Message("system", JUDGE_SYSTEM), Message("assistant", previous_reply or "(no reply)"),
-                           Message("user", next_message)), purpose="judge", temperature=0.0, seed=seed)
-        text = self._judge.generate([req])[0].text
+        text = self._judge.generate([judge_request(previous_reply, next_message, seed=seed)])[0].text
         try:
             data = json.loads(re.search(r"\{.*\}", text, re.DOTALL).group(0))  # type: ignore[union-attr]
             label, conf = str(data["label"]), float(data.get("confidence", 1.0))

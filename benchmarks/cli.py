@@ -23,8 +23,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", default=d.datasets, help="comma-separated datasets (default: %(default)s)")
     p.add_argument("--data-dir", default=None, help="folder of MultiSessionCollab *_test20.json caches")
     p.add_argument("--max-turns", type=int, default=d.max_turns, help="user turns per session (default: %(default)s)")
-    p.add_argument("--feedback", default=d.feedback, help="reward classifier: oracle or keyword (default: %(default)s)")
-    p.add_argument("--agent-model", default=d.agent_model, help="agents' chat backend spec (default: %(default)s)")
+    p.add_argument("--feedback", default=d.feedback,
+                   help="reward classifier: oracle, keyword, llm:<backend spec> or llm_local:<model> (default: %(default)s)")
+    p.add_argument("--agent-model", default=d.agent_model,
+                   help="agents' chat backend: scripted, openai:<model>@<url>, hf:<path>, vllm:<model> (default: %(default)s)")
+    p.add_argument("--user", default=d.user,
+                   help="user simulator: rule, llm:<backend spec> or hybrid:<backend spec> (default: %(default)s)")
+    p.add_argument("--cache", default=None,
+                   help="response-cache folder (default: <out>/cache when a role uses a model server)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out: finished lanes are kept")
+    p.add_argument("--replay", action="store_true", help="answer every model call from --cache (no model calls)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<profiles>-<time>)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
@@ -33,20 +41,36 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.run import run
+    from benchmarks.run import llm_totals, run
+    from personalization_env.llm.base import BackendUnavailableError
 
+    if args.resume and not args.out:
+        raise ValueError("--resume needs the folder of the run to continue: --out <folder>")
     out = args.out or f"runs/{args.profiles.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()], profiles=args.profiles,
                     n_users=args.users or None, sessions=args.sessions, datasets=args.datasets,
                     data_dir=args.data_dir, max_turns=args.max_turns, feedback=args.feedback,
                     agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress,
-                    workers=args.workers)
+                    workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay)
     t0 = time.perf_counter()
-    rows = run(cfg)
+    try:
+        rows = run(cfg)
+    except BackendUnavailableError as e:
+        print(f"msc: stopped: {e}. Finished sessions are in {out}/; continue with: msc run ... --out {out} --resume",
+              file=sys.stderr)
+        return 3
     dt = time.perf_counter() - t0
     errors = sum(1 for r in rows if r["status"] != "ok")
     sim = " (simulated: embedded scripted agent model)" if cfg.agent_model.startswith("scripted") else ""
     print(f"\n{len(rows)} sessions in {dt:.1f}s{sim}; {errors} errors; results in {out}/\n")
+    llm = llm_totals(rows)
+    for role, t in llm.items():
+        if role == "sim_checker":
+            print(f"user simulator vs checkers: agreement {t['agreement']} over {t['turns']} turns; "
+                  f"enforced checkable preferences confirmed violated: {t['enforced_confirmed']}")
+        else:
+            print(f"{role} model: {t.get('calls', 0)} calls ({t.get('cache_hits', 0)} from cache), {t.get('tokens', 0)} "
+                  f"tokens, {t.get('retries', 0)} retries, {t.get('repairs', 0)} JSON repairs, faults {t['faults'] or 'none'}")
     print_report(rows, by_session=not args.summary_only)
     return 1 if errors else 0
 

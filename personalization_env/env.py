@@ -227,6 +227,9 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
             metrics = session_metrics(rec, truncated=truncated)
             terms["task_success"] = self.success_reward * metrics["task_success"]
             info["metrics"] = metrics
+            agreement = getattr(rec.user, "sim_checker", None)  # LLM simulators: agreement with the checkers
+            if agreement is not None:
+                info["sim_checker"] = dict(agreement)
         info["reward_terms"] = terms
         if self.render_mode == "human":
             print(self.render_turn(len(rec.transcript) - 2))

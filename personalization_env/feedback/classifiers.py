@@ -176,11 +176,19 @@ CLASSIFIERS: dict[str, type[FeedbackClassifier]] = {"oracle": OracleClassifier, 
 
 
 def make_classifier(name: str | FeedbackClassifier, **kwargs: Any) -> FeedbackClassifier:
-    """Build a classifier by name (``oracle``, ``keyword``)."""
+    """Build a classifier: ``oracle``, ``keyword``, ``llm:<backend spec>`` or ``llm_local:<model>``
+    (see :mod:`personalization_env.feedback.llm_judge`)."""
     if isinstance(name, FeedbackClassifier):
         return name
-    if name not in CLASSIFIERS:
-        extra = did_you_mean(str(name), CLASSIFIERS)
-        raise ValueError(f"unknown feedback classifier {name!r}{extra} known: {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[name](**kwargs)
+    family, _, rest = str(name).partition(":")
+    if family in ("llm", "llm_local"):
+        from personalization_env.feedback.llm_judge import LLMJudgeClassifier
 
+        if family == "llm_local" and not rest:
+            raise ValueError("the 'llm_local' judge needs the served model: 'llm_local:<model>'")
+        return LLMJudgeClassifier(rest or "scripted", local=family == "llm_local", **kwargs)
+    if name not in CLASSIFIERS:
+        extra = did_you_mean(str(name), [*CLASSIFIERS, "llm", "llm_local"])
+        raise ValueError(f"unknown feedback classifier {name!r}{extra} known: {sorted(CLASSIFIERS)}, "
+                         f"'llm:<backend spec>', 'llm_local:<model>'")
+    return CLASSIFIERS[name](**kwargs)

@@ -51,6 +51,9 @@ def split_model_url(model: str, base_url: str | None) -> tuple[str, str | None]:
 class OpenAIBackend(ChatBackend):
     """Chat completions from an OpenAI-compatible server (see module docstring).
 
+    Defaults of the numeric settings come from ``$MSC_LLM_CONCURRENCY`` (16), ``$MSC_LLM_TIMEOUT`` (120),
+    ``$MSC_LLM_MAX_RETRIES`` (6) and ``$MSC_LLM_BACKOFF`` (0.5), so a CLI run can set them.
+
     Args:
         model: the served model name, optionally ``name@base_url``.
         base_url: the server's OpenAI base URL (``http://host:port/v1``).
@@ -64,9 +67,15 @@ class OpenAIBackend(ChatBackend):
 
     name = "openai"
 
-    def __init__(self, model: str, base_url: str | None = None, max_concurrency: int = 16, timeout: float = 120.0,
-                 max_retries: int = 6, backoff: float = 0.5, max_backoff: float = 20.0, guided: str = "auto"):
+    def __init__(self, model: str, base_url: str | None = None, max_concurrency: int | None = None,
+                 timeout: float | None = None, max_retries: int | None = None, backoff: float | None = None,
+                 max_backoff: float = 20.0, guided: str = "auto"):
         super().__init__()
+        env = os.environ
+        max_concurrency = int(env.get("MSC_LLM_CONCURRENCY", 16)) if max_concurrency is None else max_concurrency
+        timeout = float(env.get("MSC_LLM_TIMEOUT", 120.0)) if timeout is None else timeout
+        max_retries = int(env.get("MSC_LLM_MAX_RETRIES", 6)) if max_retries is None else max_retries
+        backoff = float(env.get("MSC_LLM_BACKOFF", 0.5)) if backoff is None else backoff
         if not model:
             raise ValueError("an OpenAI-compatible backend needs a model: 'openai:<model>@<base_url>'")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
