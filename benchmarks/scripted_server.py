@@ -93,7 +93,8 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.auth_hashes: set[str] = set()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._conns: set[Any] = set()
+        self.httpd = _QuietServer(("127.0.0.1", port), _handler(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -111,8 +112,18 @@ class ScriptedServer:
         return self
 
     def stop(self) -> None:
+        """Stop listening and drop open keep-alive connections (as a crashed server would)."""
+        import socket
+
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def count(self, key: str) -> None:
         with self._lock:
@@ -171,6 +182,14 @@ class ScriptedServer:
                 "results": [{"index": i, "relevance_score": scores[i], "document": {"text": docs[i]}} for i in order]}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a client that gave up
+            super().handle_error(request, client_address)
+
+
 def _hash(s: str) -> str:
     return hashlib.sha256(s.encode()).hexdigest()
 
@@ -182,6 +201,16 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence request logs
             return
+
+        def setup(self) -> None:
+            super().setup()
+            with server._lock:
+                server._conns.add(self.connection)
+
+        def finish(self) -> None:
+            with server._lock:
+                server._conns.discard(self.connection)
+            super().finish()
 
         def _send(self, code: int, payload: bytes, content_type: str = "application/json") -> None:
             self.send_response(code)

@@ -60,3 +60,37 @@ def build_cross_encoder(root: Path) -> Path:
                                              max_position_embeddings=512, pad_token_id=tok.pad_token_id,
                                              num_labels=1)).save_pretrained(out)
     return out
+
+
+def build_chat_model(root: Path) -> Path:
+    """A tiny (about 300k-parameter) random Llama with a byte-level BPE tokenizer and a ChatML-style chat
+    template, saved to ``root / "chat"``. Its replies are junk; use it to exercise chat code paths."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = root / "chat"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>", "<|unk|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|im_end|>", pad_token="<|pad|>", unk_token="<|unk|>",
+        model_max_length=512,
+        chat_template="{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    # head_dim 64, a size every GPU attention kernel (vLLM's included) supports
+    cfg = LlamaConfig(vocab_size=len(hf), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                      bos_token_id=hf.bos_token_id, eos_token_id=hf.eos_token_id, pad_token_id=hf.pad_token_id,
+                      tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same weights on every build
+        lm = LlamaForCausalLM(cfg)
+    lm.generation_config = GenerationConfig(eos_token_id=hf.eos_token_id, pad_token_id=hf.pad_token_id,
+                                            do_sample=False)
+    lm.save_pretrained(out)
+    hf.save_pretrained(out)
+    return out
