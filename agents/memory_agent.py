@@ -19,7 +19,7 @@ class MemoryAgent(LLMAgent):
         model: chat backend or spec for replies.
         seed: sampling seed.
         extractor: ``"rule"`` (default) or ``"llm[:<backend>]"`` or an :class:`Extractor`.
-        embedder: ``"hashing[:dim]"`` (default) or ``"st:<model>"`` or an :class:`Embedder`.
+        embedder: ``"hashing[:dim]"`` (default), ``"st:<model>"``, ``"server:<model>@<url>"`` or an :class:`Embedder`.
         **kwargs: see :class:`~agents.llm_agent.LLMAgent`.
     """
 

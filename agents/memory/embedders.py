@@ -5,6 +5,8 @@
   for a sentence encoder.
 - :class:`SentenceTransformerEmbedder`: any sentence-transformers model (a local path or hub name;
   ``pip install multisessioncollab[hf]``), loaded on first use.
+- :class:`ServerEmbedder`: a served embedding model through the OpenAI ``/v1/embeddings`` endpoint
+  (vLLM, OpenAI), ``server:<model>@<base_url>``.
 """
 
 from __future__ import annotations
@@ -139,8 +141,33 @@ class SentenceTransformerEmbedder(Embedder):
         return {**self.__dict__, "_model": None}
 
 
+class ServerEmbedder(Embedder):
+    """A served embedding model (vLLM ``--runner pooling``, OpenAI): ``server:<model>@<base_url>``."""
+
+    name = "server"
+
+    def __init__(self, spec: str):
+        from personalization_env.llm.endpoints import ServerEndpoints
+
+        self.endpoints = ServerEndpoints(spec)
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        if self._dim is None:
+            self._dim = int(self.endpoints.embed(["dimension probe"]).shape[1])
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self.endpoints.embed(list(texts))
+        self._dim = int(out.shape[1])
+        return out
+
+
 def make_embedder(spec: str | Embedder) -> Embedder:
-    """``"hashing"`` / ``"hashing:<dim>"`` or ``"st:<model path or name>"``."""
+    """``"hashing"`` / ``"hashing:<dim>"``, ``"st:<model path or name>"`` or ``"server:<model>@<base_url>"``."""
     if isinstance(spec, Embedder):
         return spec
     name, _, rest = str(spec).partition(":")
@@ -150,5 +177,7 @@ def make_embedder(spec: str | Embedder) -> Embedder:
         if not rest:
             raise ValueError("the 'st' embedder needs a model: 'st:<path or name>'")
         return SentenceTransformerEmbedder(rest)
-    extra = did_you_mean(name, ["hashing", "st"])
-    raise ValueError(f"unknown embedder {spec!r}{extra} use 'hashing[:dim]' or 'st:<model>'")
+    if name == "server":
+        return ServerEmbedder(rest)
+    extra = did_you_mean(name, ["hashing", "st", "server"])
+    raise ValueError(f"unknown embedder {spec!r}{extra} use 'hashing[:dim]', 'st:<model>' or 'server:<model>@<url>'")

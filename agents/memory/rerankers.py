@@ -4,6 +4,7 @@
   document length (BM25-flavoured), in [0, 1]. No weights.
 - :class:`CrossEncoderReranker`: a sentence-transformers CrossEncoder (local path or name;
   ``pip install multisessioncollab[hf]``), loaded on first use.
+- :class:`ServerReranker`: a served reranker through vLLM's ``/score`` endpoint.
 """
 
 from __future__ import annotations
@@ -99,8 +100,24 @@ class CrossEncoderReranker(Reranker):
         return {**self.__dict__, "_model": None}
 
 
+class ServerReranker(Reranker):
+    """A served reranker (vLLM's ``/score`` endpoint): ``server:<model>@<base_url>``."""
+
+    name = "server"
+
+    def __init__(self, spec: str):
+        from personalization_env.llm.endpoints import ServerEndpoints
+
+        self.endpoints = ServerEndpoints(spec)
+
+    def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        return self.endpoints.score(query, list(documents))
+
+
 def make_reranker(spec: str | Reranker | None) -> Reranker | None:
-    """``"lexical"``, ``"cross:<model>"``, or ``None``/``"none"`` (no reranking)."""
+    """``"lexical"``, ``"cross:<model>"``, ``"server:<model>@<base_url>"``, or ``None``/``"none"``."""
     if spec is None or isinstance(spec, Reranker):
         return spec
     name, _, rest = str(spec).partition(":")
@@ -112,7 +129,9 @@ def make_reranker(spec: str | Reranker | None) -> Reranker | None:
         if not rest:
             raise ValueError("the 'cross' reranker needs a model: 'cross:<path or name>'")
         return CrossEncoderReranker(rest)
-    extra = did_you_mean(name, ["lexical", "cross", "none"])
-    raise ValueError(f"unknown reranker {spec!r}{extra} use 'lexical', 'cross:<model>' or 'none'")
+    if name == "server":
+        return ServerReranker(rest)
+    extra = did_you_mean(name, ["lexical", "cross", "server", "none"])
+    raise ValueError(f"unknown reranker {spec!r}{extra} use 'lexical', 'cross:<model>', 'server:<model>@<url>' or 'none'")
 
 

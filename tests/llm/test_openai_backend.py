@@ -153,3 +153,32 @@ def test_bad_arguments_name_the_value():
         OpenAIBackend("m@http://x/v1", guided="sometimes")
     with pytest.raises(ValueError, match="needs a model"):
         OpenAIBackend("")
+
+
+def test_server_embedder_and_reranker_through_the_memory_stack(server):
+    from agents import make_agent
+    from agents.memory import make_embedder, make_reranker
+
+    emb = make_embedder(f"server:e5@{server.base_url}")
+    x = emb.encode(["use bullet points", "keep answers short"])
+    assert x.shape == (2, emb.dim) and abs(float((x[0] ** 2).sum()) - 1.0) < 1e-5
+    rr = make_reranker(f"server:rr@{server.base_url}")
+    s = rr.score("bullet points please", ["use bullet points", "keep answers short"])
+    assert s[0] > s[1]
+    assert server.counts["embeddings"] >= 1 and server.counts["score"] == 1
+    agent = make_agent("rag", embedder=f"server:e5@{server.base_url}", reranker=f"server:rr@{server.base_url}")
+    obs = {"user_id": "u", "session": 0, "turn": 0, "message": "Please always use bullet points. What is 2+2?"}
+    assert agent.act(obs)
+    with pytest.raises(ValueError, match="server:<model>@<url>"):
+        make_embedder("srv:x")
+
+
+def test_server_embedder_down_is_a_clear_error(monkeypatch):
+    from agents.memory import make_embedder
+
+    monkeypatch.setenv("MSC_LLM_MAX_RETRIES", "0")
+    srv = ScriptedServer().start()
+    url = srv.base_url
+    srv.stop()
+    with pytest.raises(BackendUnavailableError, match="embeddings at"):
+        make_embedder(f"server:e5@{url}").encode(["x"])
