@@ -41,13 +41,16 @@ class SessionRecord:
         return len(self.turns)
 
 
-def session_metrics(rec: SessionRecord, *, truncated: bool) -> dict[str, float]:
-    """Task success, user effort, turns, timeout and compliance of a finished session."""
+def session_metrics(rec: SessionRecord, *, truncated: bool, judge: Any = None) -> dict[str, float]:
+    """Task success, user effort, turns, timeout and compliance of a finished session (``judge``: an
+    :class:`~personalization_env.tasks.answer_judge.AnswerJudge` for free-form tasks)."""
     last = rec.turns[-1]
+    correct = judge.is_correct(rec.task, last.draft_answer) if judge is not None else \
+        is_correct(rec.task, last.draft_answer)
     graded = [t for t in rec.turns[1:] if t.verdicts]
     compliant = [t for t in graded if all(t.verdicts.values())]
     return {
-        "task_success": float(is_correct(rec.task, last.draft_answer)),
+        "task_success": float(correct),
         "user_effort": float(sum(1 for t in rec.turns if t.enforced_ids)),
         "turns": float(rec.user_turns),
         "messages": float(len(rec.transcript)),
@@ -86,10 +89,12 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     answer); agents must not read it.
 
     **Arguments.** ``profiles`` (``"msc"``, ``"complex"``, a path, or Profile objects), ``datasets``
-    (comma-separated names), ``user_simulator`` (``"rule"``), ``max_turns`` (10), ``feedback``
-    (``"oracle"``), ``rewards`` (label overrides), ``success_reward`` (1.0), ``n_users`` (first N
-    profiles), ``tasks_per_dataset`` (100), ``data_dir`` (MSC caches), ``max_reply_chars`` (16000),
-    ``render_mode`` (``"ansi"`` or ``"human"``).
+    (comma-separated names), ``user_simulator`` (``"rule"``, ``"llm:<backend spec>"``,
+    ``"hybrid:<backend spec>"`` or a simulator), ``max_turns`` (10), ``feedback`` (``"oracle"``,
+    ``"keyword"``, ``"llm:<backend spec>"``, ``"llm_local:<model>"``), ``rewards`` (label overrides),
+    ``success_reward`` (1.0), ``n_users`` (first N profiles), ``tasks_per_dataset`` (100), ``data_dir``
+    (MSC caches), ``max_reply_chars`` (16000), ``render_mode`` (``"ansi"`` or ``"human"``),
+    ``answer_judge`` (None, or a backend spec grading free-form tasks: ``meta["scoring"] == "judge"``).
 
     **Version history.** v0: first release.
 
@@ -116,6 +121,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         data_dir: str | None = None,
         max_reply_chars: int = 16000,
         render_mode: str | None = None,
+        answer_judge: Any = None,
     ):
         if not isinstance(max_turns, int) or max_turns < 2:
             raise ValueError(f"max_turns must be an int >= 2, got {max_turns!r}")
@@ -138,6 +144,11 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         self.tasks: list[Task] = [t for d in names for t in load_tasks(d, n=tasks_per_dataset, data_dir=data_dir)]
         self.simulator = make_user_simulator(user_simulator)
         self.classifier = make_classifier(feedback)
+        self.answer_judge = None
+        if answer_judge is not None:
+            from personalization_env.tasks.answer_judge import AnswerJudge
+
+            self.answer_judge = answer_judge if isinstance(answer_judge, AnswerJudge) else AnswerJudge(answer_judge)
         self.rewards = validate_rewards(rewards or {})
         self.success_reward = float(success_reward)
         self.max_turns = max_turns
@@ -224,7 +235,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         info = self._info(turn, label=label)
         if terminated or truncated:
             rec.done = True
-            metrics = session_metrics(rec, truncated=truncated)
+            metrics = session_metrics(rec, truncated=truncated, judge=self.answer_judge)
             terms["task_success"] = self.success_reward * metrics["task_success"]
             info["metrics"] = metrics
             agreement = getattr(rec.user, "sim_checker", None)  # LLM simulators: agreement with the checkers

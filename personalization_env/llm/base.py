@@ -1,7 +1,7 @@
 """The batched chat interface every model role goes through.
 
 A backend takes a list of :class:`ChatRequest` and returns one :class:`ChatResponse` per request, in
-order. Requests carry a ``purpose`` tag (``reply``, ``reflect``, ``extract``, ``judge``, ``user``) so
+order. Requests carry a ``purpose`` tag (``reply``, ``reflect``, ``extract``, ``judge``, ``user``, ``grade``) so
 that one backend can serve several roles and usage can be accounted per role; real LLM servers ignore
 the tag, the scripted backend dispatches on it.
 """
@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from personalization_env.naming import did_you_mean
 from personalization_env.types import Message
 
-PURPOSES: tuple[str, ...] = ("reply", "reflect", "extract", "judge", "user")
+PURPOSES: tuple[str, ...] = ("reply", "reflect", "extract", "judge", "user", "grade")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ recognises preference statements anywhere in the prompt by text similarity
   ``judge_error`` rate), ``extract`` returns preference JSON for the statements it recognises in the
   last user message (missing each with ``extract_miss``), ``reflect`` writes notes from a transcript
   (dropping each with ``reflect_drop`` and blurring each with ``reflect_blur``), ``user`` plays the
-  LLM user simulator by replaying the rule user (:func:`personalization_env.users.llm.scripted_user_reply`).
+  LLM user simulator by replaying the rule user (:func:`personalization_env.users.llm.scripted_user_reply`),
+  ``grade`` grades an answer for the answer judge (the exact scorer, flipped with ``judge_error``).
 
 Results on this model are simulated and labelled as such.
 """
@@ -245,11 +246,28 @@ class ScriptedBackend(ChatBackend):
         out = []
         for r in requests:
             handler = {"reply": self._reply, "judge": self._judge_reply, "extract": self._extract,
-                       "reflect": self._reflect, "user": self._user}[r.purpose]
+                       "reflect": self._reflect, "user": self._user, "grade": self._grade}[r.purpose]
             text = handler(r)
             prompt = sum(approx_tokens(m.content) for m in r.messages)
             out.append(ChatResponse(text=text, prompt_tokens=prompt, completion_tokens=approx_tokens(text)))
         return out
+
+    def _grade(self, req: ChatRequest) -> str:
+        """Grade an answer (the answer judge): the exact scorer's verdict, flipped with ``judge_error``."""
+        import re
+
+        body = req.messages[-1].content
+        blocks = {k: re.search(rf"<<<{k}\n(.*?)\n{k}>>>", body, re.S) for k in ("PROBLEM", "ANSWER")}
+        task = self._find_task(blocks["PROBLEM"].group(1)) if blocks["PROBLEM"] else None
+        answer = blocks["ANSWER"].group(1) if blocks["ANSWER"] else ""
+        if task is None:
+            return json.dumps({"correct": False, "reason": "I cannot tell which problem this is."})
+        from personalization_env.tasks import is_correct
+
+        ok = is_correct(task, answer)
+        if np.random.default_rng(_seed_of("grade", req.seed, body)).random() < self.config.judge_error:
+            ok = not ok
+        return json.dumps({"correct": bool(ok), "reason": "matches the reference" if ok else "differs"})
 
     @staticmethod
     def _user(req: ChatRequest) -> str:
