@@ -24,6 +24,7 @@ JSON, validation, batching, caching, servers — runs and is tested without weig
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any, Mapping, Sequence
@@ -219,7 +220,10 @@ class HybridUserSession(UserSession):
     def __init__(self, sim: "HybridUserSimulator", rule: RuleUserSession):
         self.sim, self.rule = sim, rule
         self.profile, self.task = rule.profile, rule.task
-        self.seed = int(rule.rng.integers(2**31))
+        # not drawn from the rule's generator: the hybrid user decides exactly as the rule user would
+        h = hashlib.blake2b(f"{rule.profile.user_id}\x1f{rule.task.task_id}\x1f{rule.last_message}".encode(),
+                            digest_size=4).digest()
+        self.seed = int.from_bytes(h, "little") >> 1
 
     def request(self, turn: UserTurn, n: int) -> ChatRequest:
         system = _REWRITE_SYSTEM.format(persona=self.profile.persona or "(none)")
