@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -31,6 +32,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="user simulator: rule, llm:<backend spec> or hybrid:<backend spec> (default: %(default)s)")
     p.add_argument("--cache", default=None,
                    help="response-cache folder (default: <out>/cache when a role uses a model server)")
+    p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="constructor argument for the agents that take it, e.g. embedder=server:<model>@<url> or J=5 "
+                        "(values parse as JSON when they can; repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out: finished lanes are kept")
     p.add_argument("--replay", action="store_true", help="answer every model call from --cache (no model calls)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
@@ -46,12 +50,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         raise ValueError("--resume needs the folder of the run to continue: --out <folder>")
+    agent_args = {}
+    for kv in args.agent_arg:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise ValueError(f"--agent-arg takes KEY=VALUE, got {kv!r}")
+        try:
+            agent_args[k.strip()] = json.loads(v)  # numbers, true/false, lists
+        except json.JSONDecodeError:
+            agent_args[k.strip()] = v.strip()
     out = args.out or f"runs/{args.profiles.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()], profiles=args.profiles,
                     n_users=args.users or None, sessions=args.sessions, datasets=args.datasets,
                     data_dir=args.data_dir, max_turns=args.max_turns, feedback=args.feedback,
                     agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress,
-                    workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay)
+                    workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
+                    agent_args=agent_args)
     t0 = time.perf_counter()
     try:
         rows = run(cfg)

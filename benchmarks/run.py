@@ -59,6 +59,8 @@ class RunConfig:
     """keep the finished (method, user) lanes of an earlier run in ``out`` and run the rest"""
     replay: bool = False
     """answer every model call from the cache (a miss is an error): no model calls at all"""
+    agent_args: dict[str, Any] = field(default_factory=dict)
+    """extra constructor arguments for every agent that takes them (e.g. embedder, reranker)"""
     seed: int = 0
     """seed of the world (tasks, users) and of the agents"""
     out: str = "runs/latest"
@@ -94,6 +96,9 @@ def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv) -> dict
         kw["model"] = _backend(cfg.agent_model, cfg)
     if "profiles" in params:
         kw["profiles"] = env.profiles
+    for k, v in cfg.agent_args.items():
+        if k in params or accepts_all:
+            kw[k] = v
     if cls is not None and not accepts_all:
         kw = {k: v for k, v in kw.items() if k in params}
     return kw

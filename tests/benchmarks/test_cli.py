@@ -63,3 +63,16 @@ def test_parallel_workers_give_identical_rows(tmp_path):
         return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in rows), key=key)
 
     assert strip(a) == strip(b) and len(a) == 24
+
+
+def test_agent_args_reach_the_agents_that_take_them(tmp_path):
+    from benchmarks.run import RunConfig, _agent_kwargs
+    from personalization_env.env import MultiSessionCollabEnv
+
+    cfg = RunConfig(methods=["rag", "vanilla"], agent_args={"reranker": "none", "K": 8}, out=str(tmp_path))
+    env = MultiSessionCollabEnv(n_users=1)
+    assert _agent_kwargs("rag", cfg, env)["reranker"] == "none"
+    assert "reranker" not in _agent_kwargs("vanilla", cfg, env)
+    from benchmarks.cli import main
+
+    assert main(["run", "--methods", "vanilla", "--agent-arg", "oops", "--out", str(tmp_path / "x")]) == 2
