@@ -12,7 +12,8 @@ Endpoints: ``POST /v1/chat/completions`` (the scripted backend; the role comes f
 and rerank shapes, the lexical reranker), ``GET /health``. Faults, drawn per request with a seeded
 generator: ``429`` and ``500`` responses, ``timeout`` (the answer comes after ``hang`` seconds),
 ``malformed`` (a truncated JSON body) and ``bad_content`` (a reply that breaks the requested JSON
-schema); plus fixed ``latency``. Loopback only; request lines are not logged and the
+schema; only requests with a schema get it); plus fixed ``latency``. With no faults the answers are
+exactly the in-process scripted backend's (same request, same seed, same text). Loopback only; request lines are not logged and the
 ``Authorization`` header is only kept as a hash, so tests can check a key was sent without storing it.
 """
 
@@ -62,6 +63,13 @@ class Faults:
             raise ValueError(f"unknown fault kind(s) {bad}; known: {list(FAULT_KINDS)}")
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+
+    def cancel(self, kind: str) -> None:
+        """Take back a drawn fault that does not apply to the request (bad_content without a schema)."""
+        with self._lock:
+            self.injected[kind] -= 1
+            if not self.injected[kind]:
+                del self.injected[kind]
 
     def draw(self) -> str | None:
         with self._lock:
@@ -142,7 +150,9 @@ class ScriptedServer:
         with self._lock:
             resp = self.backend.generate([req])[0]
         text = resp.text
-        if fault == "bad_content":
+        if fault == "bad_content" and schema is None:
+            self.faults.cancel(fault)  # only structured replies can break their schema
+        elif fault == "bad_content":
             text = "Sure! Here is what I think: " + text[: max(0, len(text) // 2)]
         return {"id": f"chatcmpl-{hashlib.sha1(text.encode()).hexdigest()[:12]}", "object": "chat.completion",
                 "created": int(time.time()), "model": body.get("model", self.model_name),

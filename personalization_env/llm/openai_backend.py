@@ -157,7 +157,7 @@ class OpenAIBackend(ChatBackend):
             "extra_headers": {"X-MSC-Purpose": r.purpose},
         }
         if r.seed is not None:
-            kwargs["seed"] = int(r.seed) % (2**31)
+            kwargs["seed"] = int(r.seed)  # < 2**63: vLLM and OpenAI take 64-bit seeds
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
             guided = r.response_format is not None and self._guided_ok
