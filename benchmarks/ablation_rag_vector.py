@@ -4,6 +4,14 @@ Each variant changes one thing of the default rag_vector; user effort over the l
 compared with rag by a paired test over users::
 
     python -m benchmarks.ablation_rag_vector --users 60 --sessions 12 --workers 2
+    python -m benchmarks.ablation_rag_vector --diagnose --users 30 --sessions 10
+
+``--diagnose`` measures what the retrieval itself does, per retrieval turn: the share of chosen cards
+whose preference can apply to the session's task (a card is mapped to the user's preference by the
+scripted model's recogniser, so this uses the same reading as the agent model), how many applicable
+conditional cards there were, and, for rag_vector, how the user's next reaction depends on how many
+applicable cards were chosen (the signal REINFORCE learns from). ``oracle_retrieval`` picks applicable
+candidates first: the upper bound of any re-ranking of the same J cards.
 """
 
 from __future__ import annotations
@@ -12,9 +20,21 @@ import argparse
 import json
 from typing import Any
 
+import numpy as np
+
+from agents import make_agent
+from agents.rag import RAGAgent
 from agents.rag_vector import RAGVectorAgent
 from benchmarks.run import RunConfig, run
 from benchmarks.stats import compare_methods, per_user_means
+
+
+class RandomPick(RAGAgent):
+    """Lower bound: J cards drawn at random from the dense candidates (the reranker ignored)."""
+
+    def select(self, user_id: str, obs: Any, ids: list[int], emb: Any, s0: Any, q: Any) -> list[int]:
+        rng = np.random.default_rng([len(ids), int(obs.get("session", 0)), int(obs.get("turn", 0))])
+        return [int(i) for i in rng.permutation(len(ids))[: self.J]]
 
 
 class Greedy(RAGVectorAgent):
@@ -52,8 +72,87 @@ class StrongLR(RAGVectorAgent):
         super().__init__(policy={"eta_L": 0.1, "eta_S": 0.5}, **kw)
 
 
+class OracleRetrieval(RAGAgent):
+    """Upper bound of re-ranking: top-J among the candidates, cards applicable to the task first."""
+
+    def __init__(self, profiles: Any = (), **kw: Any):
+        super().__init__(**kw)
+        self.profiles = {p.user_id: p for p in profiles}
+
+    def select(self, user_id: str, obs: Any, ids: list[int], emb: Any, s0: Any, q: Any) -> list[int]:
+        app = _applicable(self, self.profiles[user_id], ids, self.opening(user_id) or str(obs["message"]))
+        order = sorted(range(len(ids)), key=lambda i: (not app[i], -float(s0[i])))
+        return order[: self.J]
+
+
+_RECOGNIZER: list[Any] = []
+
+
+def _applicable(agent: RAGAgent, profile: Any, ids: list[int], opening: str) -> list[bool]:
+    """Whether each card's preference (the user's preference of the type the card reads as) can apply
+    to the task of the session; cards that read as no preference of the user count as not applicable."""
+    from personalization_env.llm.scripted import ScriptedBackend
+    from personalization_env.tasks import lookup_task
+
+    if not _RECOGNIZER:
+        _RECOGNIZER.append(ScriptedBackend().recognizer)
+    task = lookup_task(opening)
+    prefs = {p.type.id: p for p in profile.preferences}
+    out = []
+    for i in ids:
+        r = _RECOGNIZER[0].recognize(agent.store(profile.user_id).cards[i].note)
+        p = prefs.get(r.type_id) if r is not None else None
+        kinds = p.condition.task_kinds if p is not None else None
+        out.append(p is not None and task is not None and (not kinds or task.kind in kinds))
+    return out
+
+
+def diagnose(methods: list[str], profiles: str, n_users: int, sessions: int) -> None:
+    """Retrieval precision and the reward signal (see module docstring); prints one JSON line per method."""
+    from personalization_env.env import MultiSessionCollabEnv
+
+    for spec in methods:
+        env = MultiSessionCollabEnv(profiles=profiles, n_users=n_users)
+        agent = make_agent(spec, seed=0, **({"profiles": env.profiles} if "OracleRetrieval" in spec else {}))
+        chosen = applicable_chosen = available = turns = 0
+        by_k: dict[int, list[float]] = {}
+        effort: list[float] = []
+        for ui, p in enumerate(env.profiles):
+            for s in range(sessions):
+                obs, _ = env.reset(seed=0 if ui == 0 and s == 0 else None, options={"user_id": p.user_id})
+                opening = str(obs["message"])
+                while True:
+                    reply = agent.act(obs)
+                    last = agent.last.get(p.user_id) if isinstance(agent, RAGAgent) else None
+                    k = None
+                    if last and last["chosen"]:
+                        store = agent.store(p.user_id)
+                        cond = [i for i, c in enumerate(store.cards) if not c.is_global]
+                        app_all = dict(zip(cond, _applicable(agent, p, cond, opening)))
+                        k = sum(app_all.get(i, False) for i in last["chosen"])
+                        chosen += len(last["chosen"])
+                        applicable_chosen += k
+                        available += sum(app_all.values())
+                        turns += 1
+                    obs, reward, term, trunc, info = env.step(reply)
+                    agent.observe(obs, reward, term, trunc, info)
+                    if k is not None:
+                        by_k.setdefault(k, []).append(float(info["reward_terms"]["feedback"]))
+                    if term or trunc:
+                        if s >= sessions // 2:
+                            effort.append(info["metrics"]["user_effort"])
+                        break
+        print(json.dumps({
+            "method": spec.split(":")[-1], "effort_later_sessions": round(sum(effort) / len(effort), 3),
+            "precision": round(applicable_chosen / chosen, 3) if chosen else None,
+            "applicable_conditional_cards_per_turn": round(available / turns, 2) if turns else None,
+            "reward_by_applicable_chosen": {k: {"turns": len(v), "mean_reward": round(sum(v) / len(v), 3),
+                                                "positive": round(sum(x > 0 for x in v) / len(v), 3)}
+                                            for k, v in sorted(by_k.items())}}))
+
+
 VARIANTS = {f"benchmarks.ablation_rag_vector:{c.__name__}": c.__doc__.strip().splitlines()[0]
-            for c in (Greedy, EnvReward, Paper, FrozenVector, StrongLR)}
+            for c in (Greedy, EnvReward, Paper, FrozenVector, StrongLR, OracleRetrieval, RandomPick)}
 
 
 def main() -> None:
@@ -64,7 +163,12 @@ def main() -> None:
     p.add_argument("--from-session", type=int, default=6)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="runs/ablation_rag_vector")
+    p.add_argument("--diagnose", action="store_true", help="retrieval precision and reward signal instead")
     args = p.parse_args()
+    if args.diagnose:
+        diagnose(["rag", "rag_vector", "benchmarks.ablation_rag_vector:OracleRetrieval",
+                  "benchmarks.ablation_rag_vector:RandomPick"], args.profiles, args.users, args.sessions)
+        return
     methods = ["rag", "rag_vector", *VARIANTS]
     rows = run(RunConfig(methods=methods, profiles=args.profiles, n_users=args.users, sessions=args.sessions,
                          out=args.out, workers=args.workers, progress=False))
