@@ -6,16 +6,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from agents.rag import RAGAgent
-from agents.rewards import RewardSource
+from agents.rag import RAGAgent, guess_task_type
+from agents.rewards import RewardSource, is_restatement
 
 
 class RAGVectorAgent(RAGAgent):
     """rag + the VARS user-vector policy.
 
     Args:
-        preset: ``"default"`` (defects fixed) or ``"paper"`` (published settings: J = 5, substring keyword
-            reward, reranking skipped with at most J candidates, no last-turn reward, first-k item dims).
+        preset: ``"default"`` (defects fixed), ``"paper"`` (published settings: J = 5, substring keyword
+            reward, reranking skipped with at most J candidates, no last-turn reward, first-k item dims)
+            or ``"conditional"`` (default + a vector per task kind + credit to the restated card; see
+            :mod:`policies.user_vector`).
         reward: what the vector learns from: ``"keyword"`` (default), ``"judge"`` (LLM judge on the agent's
             backend) or ``"env"`` (the env's feedback reward).
         keyword_match: ``"word"`` or ``"substring"`` (default: the preset's).
@@ -58,7 +60,10 @@ class RAGVectorAgent(RAGAgent):
 
     def select(self, user_id: str, obs: Mapping[str, Any], ids: list[int], emb: np.ndarray, s0: np.ndarray,
                q: np.ndarray) -> list[int]:
-        chosen, diag = self.policy.choose(user_id, emb, s0, q, rows=self.last_rows.get(user_id))
+        context = None
+        if self.policy.config.context == "task":
+            context = guess_task_type(self.opening(user_id) or str(obs["message"]))
+        chosen, diag = self.policy.choose(user_id, emb, s0, q, rows=self.last_rows.get(user_id), context=context)
         st = self._session_stats.setdefault(user_id, {"turns": 0, "changed": 0, "updates": 0, "reward_sum": 0.0})
         st["turns"] += 1
         st["changed"] += int(diag["changed"])
@@ -84,7 +89,8 @@ class RAGVectorAgent(RAGAgent):
         if sig.skip:
             pol.state(uid).pending = None
             return
-        A = pol.update(uid, sig.reward, next_emb, g=sig.gate)
+        restated = pol.config.credit == "restated" and is_restatement(nxt)
+        A = pol.update(uid, sig.reward, next_emb, g=sig.gate, restated=restated)
         st = self._session_stats.setdefault(uid, {"turns": 0, "changed": 0, "updates": 0, "reward_sum": 0.0})
         st["updates"] += int(A is not None)
         st["reward_sum"] += sig.reward

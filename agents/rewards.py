@@ -43,6 +43,11 @@ def _has(text: str, phrase: str, match: str) -> bool:
     return re.search(r"(?<![\w'])" + re.escape(phrase) + r"(?![\w'])", text) is not None
 
 
+def is_restatement(message: str) -> bool:
+    """Whether a user message restates a preference (the deployable keyword classifier's reading)."""
+    return _CLASSIFIER.classify(message) == "neg_constraint_restate"
+
+
 def keyword_reward(next_message: str, topic_similarity: float, match: str = "word") -> float:
     """The VARS keyword reward of a user message (see module docstring)."""
     text = next_message.lower()

@@ -72,6 +72,27 @@ class StrongLR(RAGVectorAgent):
         super().__init__(policy={"eta_L": 0.1, "eta_S": 0.5}, **kw)
 
 
+class Conditional(RAGVectorAgent):
+    """The conditional preset: a vector per task kind, credit to the restated card."""
+
+    def __init__(self, **kw: Any):
+        super().__init__(preset="conditional", **kw)
+
+
+class ContextOnly(RAGVectorAgent):
+    """A vector per task kind, learning from the reaction only."""
+
+    def __init__(self, **kw: Any):
+        super().__init__(policy={"context": "task"}, **kw)
+
+
+class CreditOnly(RAGVectorAgent):
+    """One vector per user, plus credit to the restated card."""
+
+    def __init__(self, **kw: Any):
+        super().__init__(policy={"credit": "restated"}, **kw)
+
+
 class OracleRetrieval(RAGAgent):
     """Upper bound of re-ranking: top-J among the candidates, cards applicable to the task first."""
 
@@ -152,7 +173,8 @@ def diagnose(methods: list[str], profiles: str, n_users: int, sessions: int) -> 
 
 
 VARIANTS = {f"benchmarks.ablation_rag_vector:{c.__name__}": c.__doc__.strip().splitlines()[0]
-            for c in (Greedy, EnvReward, Paper, FrozenVector, StrongLR, OracleRetrieval, RandomPick)}
+            for c in (Greedy, EnvReward, Paper, FrozenVector, StrongLR, Conditional, ContextOnly, CreditOnly,
+                      OracleRetrieval, RandomPick)}
 
 
 def main() -> None:
@@ -166,7 +188,8 @@ def main() -> None:
     p.add_argument("--diagnose", action="store_true", help="retrieval precision and reward signal instead")
     args = p.parse_args()
     if args.diagnose:
-        diagnose(["rag", "rag_vector", "benchmarks.ablation_rag_vector:OracleRetrieval",
+        diagnose(["rag", "rag_vector", "benchmarks.ablation_rag_vector:Conditional",
+                  "benchmarks.ablation_rag_vector:OracleRetrieval",
                   "benchmarks.ablation_rag_vector:RandomPick"], args.profiles, args.users, args.sessions)
         return
     methods = ["rag", "rag_vector", *VARIANTS]

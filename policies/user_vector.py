@@ -13,6 +13,16 @@ deterministic top-J otherwise). The reward of the user's next turn updates both 
 Base scores ``s0`` enter on the log scale (``log max(s0, floor)``, the reranker's log-probability
 as VARS specifies; the rerankers here return [0, 1] scores) in the default preset.
 
+Extensions beyond VARS (the ``conditional`` preset; off in ``default`` and ``paper``): ``context="task"``
+adds a vector per (user, task kind) to ``z_long`` (``z_eff = beta_L (z_long + z_ctx[kind]) + ...``) and
+sends the long-term updates of a turn to its kind's vector, so the policy can learn which cards go
+with which kind of task; ``credit="restated"`` adds, when the
+user's next message restates a preference, a step of size ``eta_R`` toward the candidate card most
+similar to that message (cosine >= ``restate_sim``): ``grad_R = (V_target - sum_i pi_i V_i) / tau``,
+the gradient of ``log pi(target)``. The reaction-based REINFORCE reward barely depends on which cards
+were chosen in dense profiles (measured: ``benchmarks/ablation_rag_vector.py --diagnose``); a
+restatement names the card that was missing.
+
 Presets: ``paper`` reproduces the published code's settings (J = 5, deterministic top-J, item vectors
 = the first k embedding dimensions, reranking skipped when there are at most J candidates, no reward
 for a session's last turn, zero gradient with at most J candidates); ``default`` fixes the published
@@ -55,6 +65,10 @@ class UserVectorConfig:
     min_pca_cards: int = 8
     s0_log: bool = True
     s0_floor: float = 1e-4
+    context: str = "none"
+    credit: str = "reaction"
+    eta_R: float = 0.05
+    restate_sim: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("k", "K", "J", "global_cap"):
@@ -63,6 +77,10 @@ class UserVectorConfig:
         for name in ("tau",):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.context not in ("none", "task"):
+            raise ValueError(f"context must be 'none' or 'task', got {self.context!r}")
+        if self.credit not in ("reaction", "restated"):
+            raise ValueError(f"credit must be 'reaction' or 'restated', got {self.credit!r}")
         if not 0.0 < self.s0_floor < 1.0:
             raise ValueError(f"s0_floor must be in (0, 1), got {self.s0_floor!r}")
         for name in ("alpha", "lam"):
@@ -72,6 +90,7 @@ class UserVectorConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
+    "conditional": {"context": "task", "credit": "restated"},
     "paper": {"J": 5, "explore": False, "fit_pca": False, "rerank_always": False, "reward_last_turn": False,
               "always_choose": False, "gate_requires_sq1": True, "s0_log": False},
 }
@@ -134,6 +153,8 @@ class Pending:
     chosen: list[int]
     chosen_emb: np.ndarray  # embeddings of the chosen cards [J, d]
     sq: float  # max cosine of the chosen cards to the query
+    cand_emb: np.ndarray | None = None  # embeddings of all candidates [n, d]
+    context: str | None = None  # the task-kind key of the turn (context="task")
 
 
 class UserState:
@@ -143,6 +164,7 @@ class UserState:
         self.k, self.d = k, d
         self.z_long = torch.zeros(k, dtype=torch.float64)
         self.z_short = torch.zeros(k, dtype=torch.float64)
+        self.z_ctx: dict[str, torch.Tensor] = {}
         self.b = 0.0
         self.rng = np.random.default_rng(seed)
         g = np.random.default_rng(seed + 1)
@@ -188,10 +210,12 @@ class UserState:
         for name in ("z_long", "z_short"):
             w = self.P.T @ getattr(self, name)
             setattr(self, name, P_new @ w)
+        self.z_ctx = {key: P_new @ (self.P.T @ z) for key, z in self.z_ctx.items()}
         self.P, self.mu, self.fitted_n = P_new.contiguous(), mu, len(E)
 
     def to_dict(self) -> dict[str, Any]:
         return {"z_long": self.z_long.tolist(), "z_short": self.z_short.tolist(), "b": self.b,
+                "z_ctx": {key: z.tolist() for key, z in self.z_ctx.items()},
                 "P": self.P.tolist(), "mu": self.mu.tolist(), "fitted_n": self.fitted_n, "updates": self.updates,
                 "rng": self.rng.bit_generator.state, "items": self.items.tolist()}
 
@@ -200,6 +224,7 @@ class UserState:
         s = cls(k, dim, 0)
         s.z_long = torch.tensor(d["z_long"], dtype=torch.float64)
         s.z_short = torch.tensor(d["z_short"], dtype=torch.float64)
+        s.z_ctx = {key: torch.tensor(z, dtype=torch.float64) for key, z in d.get("z_ctx", {}).items()}
         s.b = float(d["b"])
         s.P = torch.tensor(d["P"], dtype=torch.float64)
         s.mu = torch.tensor(d["mu"], dtype=torch.float64)
@@ -254,12 +279,14 @@ class UserVectorPolicy:
         st.pending = None
 
     def choose(self, user_id: str, cand_emb: np.ndarray, s0: np.ndarray, query_emb: np.ndarray,
-               explore: bool | None = None, rows: np.ndarray | None = None) -> tuple[list[int], dict[str, Any]]:
+               explore: bool | None = None, rows: np.ndarray | None = None,
+               context: str | None = None) -> tuple[list[int], dict[str, Any]]:
         """Choose cards among the candidates; records the pending record for the next update.
 
         Args:
             rows: the candidates' rows in the user's cached item vectors (see :meth:`maybe_refit`);
                 without them the item vectors are computed from ``cand_emb``.
+            context: the turn's task-kind key (used with ``context="task"``).
 
         Returns the chosen candidate indices (best first) and diagnostics (``changed``: whether the
         top-J under ``s`` differs from the top-J under ``s0``).
@@ -274,7 +301,9 @@ class UserVectorPolicy:
             V = torch.from_numpy(st.items[np.asarray(rows)])
         else:
             V = st.item_vectors(cand_emb, first_dims=not c.fit_pca)
-        z_eff = c.beta_L * st.z_long + c.beta_S * st.z_short
+        ctx = context if c.context == "task" else None
+        z_long = st.z_long + st.z_ctx[ctx] if ctx in st.z_ctx else st.z_long
+        z_eff = c.beta_L * z_long + c.beta_S * st.z_short
         s0_np = base_logits(s0, c)
         s = torch.from_numpy(s0_np) + V @ z_eff
         pi = torch.softmax(s / c.tau, dim=0)
@@ -296,18 +325,32 @@ class UserVectorPolicy:
         self.stats["changed"] += int(changed)
         q = np.asarray(query_emb, dtype=np.float64)
         sq = float(np.max(np.asarray(cand_emb, dtype=np.float64)[chosen] @ q)) if chosen else 0.0
-        st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq)
+        st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq,
+                             cand_emb=np.asarray(cand_emb) if c.credit == "restated" else None, context=ctx)
         return chosen, {"changed": changed, "n": n, "J": J}
 
-    def update(self, user_id: str, reward: float, next_emb: np.ndarray | None, g: float | None = None) -> float | None:
+    def _step(self, st: UserState, grad: torch.Tensor, eta: float, context: str | None) -> None:
+        if context is None:
+            st.z_long = st.z_long + eta * grad
+        else:  # a task kind's evidence stays with that kind
+            st.z_ctx[context] = st.z_ctx.get(context, torch.zeros_like(st.z_long)) + eta * grad
+
+    def update(self, user_id: str, reward: float, next_emb: np.ndarray | None, g: float | None = None,
+               restated: bool = False) -> float | None:
         """Apply the REINFORCE update for the pending turn with ``reward`` (``next_emb``: embedding of the
-        user's next message, for the gate). Returns the advantage used, or None when skipped."""
+        user's next message, for the gate; ``restated``: that message restates a preference, for
+        ``credit="restated"``). Returns the advantage used, or None when skipped."""
         c = self.config
         st = self.state(user_id)
         p = st.pending
         st.pending = None
         if p is None or not p.chosen:
             return None
+        if c.credit == "restated" and restated and next_emb is not None and p.cand_emb is not None:
+            sims = p.cand_emb @ np.asarray(next_emb, dtype=p.cand_emb.dtype)
+            t = int(np.argmax(sims))
+            if float(sims[t]) >= c.restate_sim:
+                self._step(st, (p.V[t] - p.pi @ p.V) / c.tau, c.eta_R, p.context)
         sq1 = float(np.max(p.chosen_emb @ np.asarray(next_emb, dtype=np.float64))) if next_emb is not None else 0.0
         g = gate(reward, p.sq, sq1, paper=c.gate_requires_sq1) if g is None else g
         A = g * (reward - st.b)
@@ -317,7 +360,7 @@ class UserVectorPolicy:
         if not c.always_choose and len(p.chosen) >= len(p.pi):
             return None  # the published code: all candidates chosen, the update is exactly zero
         grad = reinforce_grad(p.V, p.pi, p.chosen, A, c.tau)
-        st.z_long = st.z_long + c.eta_L * grad
+        self._step(st, grad, c.eta_L, p.context)
         st.z_short = (1 - c.lam) * st.z_short + c.eta_S * grad
         st.updates += 1
         self.stats["updates"] += 1

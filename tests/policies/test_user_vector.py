@@ -161,3 +161,29 @@ def test_default_explores_near_the_reranker_choice_paper_scale_is_flat():
     assert make_config("paper").s0_log is False and make_config("default").s0_log is True
     with pytest.raises(ValueError, match="s0_floor"):
         make_config("default", s0_floor=0.0)
+
+
+def test_restated_credit_moves_toward_the_card_the_user_restated():
+    rng = np.random.default_rng(0)
+    E = rng.standard_normal((6, 16)).astype(np.float32)
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    pol = UserVectorPolicy(make_config("conditional", explore=False, eta_L=0.0), dim=16, seed=0)
+    pol.maybe_refit("u", E)
+    s0 = np.array([1.0, 0.9, 0.8, 0.2, 0.1, 0.05])
+    V = pol.state("u").item_vectors(E, first_dims=False)
+    before = float(V[5] @ pol.state("u").z_ctx.get("math", torch.zeros(V.shape[1], dtype=torch.float64)))
+    pol.choose("u", E, s0, E[0], context="math")
+    pol.update("u", -1.0, E[5], restated=True)  # the user restated card 5, which was not chosen
+    z = pol.state("u").z_ctx["math"]
+    assert float(V[5] @ z) > before
+    assert torch.count_nonzero(pol.state("u").z_long) == 0  # the kind's evidence stays with the kind
+    assert "logic" not in pol.state("u").z_ctx
+    # without a restatement only the reaction update applies (eta_L = 0 here: nothing moves)
+    pol.choose("u", E, s0, E[0], context="math")
+    pol.update("u", -1.0, E[5], restated=False)
+    assert torch.allclose(pol.state("u").z_ctx["math"], z)
+    other = UserVectorPolicy(make_config("conditional"), dim=16, seed=0)
+    other.load_state_dict(pol.state_dict())
+    assert torch.allclose(other.state("u").z_ctx["math"], z)
+    with pytest.raises(ValueError, match="credit"):
+        make_config("default", credit="always")
