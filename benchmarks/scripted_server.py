@@ -9,7 +9,7 @@ response cache, resume) run on a laptop and in tests, with no GPU::
 Endpoints: ``POST /v1/chat/completions`` (the scripted backend; the role comes from the
 ``X-MSC-Purpose`` header the package's client sends, ``reply`` otherwise), ``GET /v1/models``,
 ``POST /v1/embeddings`` (the hashing embedder), ``POST /score`` and ``POST /rerank`` (vLLM's score
-and rerank shapes, the lexical reranker), ``GET /health``. Faults, drawn per request with a seeded
+and rerank shapes, the lexical reranker), ``GET /health``, ``GET /stats`` (requests and faults so far). Faults, drawn per request with a seeded
 generator: ``429`` and ``500`` responses, ``timeout`` (the answer comes after ``hang`` seconds),
 ``malformed`` (a truncated JSON body) and ``bad_content`` (a reply that breaks the requested JSON
 schema; only requests with a schema get it); plus fixed ``latency``. With no faults the answers are
@@ -115,6 +115,8 @@ class ScriptedServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "ScriptedServer":
+        # warm the embedded model (catalogue, recogniser) so the first requests are not slow
+        self.backend.generate([ChatRequest((Message("system", "Be helpful."), Message("user", "Please use bullet points.")))])
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="scripted-server")
         self._thread.start()
         return self
@@ -193,6 +195,7 @@ class ScriptedServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog of 5 drops concurrent connects (a 1 s SYN retry)
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
 
@@ -246,6 +249,8 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             if self.path.rstrip("/") in ("/health", "/v1/health"):
                 self._json(200, {"status": "ok"})
+            elif self.path.rstrip("/") == "/stats":
+                self._json(200, {"requests": dict(server.counts), "faults_injected": dict(server.faults.injected)})
             elif self.path.rstrip("/") in ("/v1/models", "/models"):
                 if self._authorized():
                     self._json(200, {"object": "list", "data": [{"id": server.model_name, "object": "model",

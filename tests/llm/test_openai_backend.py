@@ -51,13 +51,18 @@ def test_spec_and_batch_order(server):
 def test_injected_http_faults_are_retried_and_counted():
     srv = ScriptedServer(faults=Faults(rate=0.5, kinds=("429", "500", "malformed"), seed=1)).start()
     try:
-        b = fast(srv.base_url, max_retries=10)
+        b = fast(srv.base_url, max_retries=10, timeout=5.0)  # no client timeouts here: they are tested below
         out = b.generate(reqs(30))
         assert len(out) == 30 and all(o.text for o in out)
         injected = dict(srv.faults.injected)
         assert sum(injected.values()) >= 10
         assert b.stats["faults"] == injected  # every fault the server injected was seen and counted
         assert b.stats["retries"] == sum(injected.values())
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(srv.base_url.removesuffix("/v1") + "/stats") as r:
+            assert json.load(r)["faults_injected"] == injected
     finally:
         srv.stop()
 
