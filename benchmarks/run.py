@@ -137,13 +137,11 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
     feedback: Any = cfg.feedback
     fam, _, frest = cfg.feedback.partition(":")
     if fam in ("llm", "llm_local"):
-        from personalization_env.feedback.llm_judge import local_spec
+        from personalization_env.feedback.llm_judge import LLMJudgeClassifier, local_spec
 
         if fam == "llm_local" and not frest:
             raise ValueError("the 'llm_local' judge needs the served model: --feedback llm_local:<model>")
         spec = local_spec(frest) if fam == "llm_local" else (frest or "scripted")
-        from personalization_env.feedback.llm_judge import LLMJudgeClassifier
-
         feedback = LLMJudgeClassifier(_backend(spec, cfg))
     return dict(profiles=cfg.profiles, n_users=cfg.n_users, datasets=cfg.datasets, data_dir=cfg.data_dir,
                 max_turns=cfg.max_turns, feedback=feedback, user_simulator=user)
@@ -411,6 +409,7 @@ def llm_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if agree:
         turns = sum(a["turns"] for a in agree)
         enf = sum(a["enforced_checkable"] for a in agree)
-        out["sim_checker"] = {"turns": turns, "agreement": round(sum(a["agree"] for a in agree) / turns, 4) if turns else None,
+        out["sim_checker"] = {"turns": turns, "unknown_ids": sum(a.get("unknown_ids", 0) for a in agree),
+                              "agreement": round(sum(a["agree"] for a in agree) / turns, 4) if turns else None,
                               "enforced_confirmed": round(sum(a["enforced_confirmed"] for a in agree) / enf, 4) if enf else None}
     return out

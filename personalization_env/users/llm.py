@@ -91,7 +91,8 @@ def _pref_lines(profile: Profile) -> str:
 
 
 class _Stats:
-    """Per-simulator counters of what the model got wrong (kept for the run's metadata)."""
+    """Per-simulator counters of what the model got wrong (``simulator.stats.counts``; the llm
+    simulator's per-session ``sim_checker`` counts also carry ``unknown_ids``)."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {"turns": 0, "unknown_ids": 0, "done_without_draft": 0, "rewrite_kept": 0}
@@ -114,7 +115,7 @@ class LLMUserSession(UserSession):
         self.done = False
         self.checkable = [p for p in profile.preferences if p.type.check is not None]
         self.known_ids = {p.id for p in profile.preferences}
-        self.sim_checker = {"turns": 0, "agree": 0, "enforced_checkable": 0, "enforced_confirmed": 0}
+        self.sim_checker = {"turns": 0, "agree": 0, "enforced_checkable": 0, "enforced_confirmed": 0, "unknown_ids": 0}
 
     def request(self, reply: str | None) -> ChatRequest:
         if reply is None:
@@ -137,6 +138,7 @@ class LLMUserSession(UserSession):
         stats = self.sim.stats
         enforced = [i for i in dict.fromkeys(out["enforced_preferences"]) if i in self.known_ids]
         stats.add("unknown_ids", len(out["enforced_preferences"]) - len(enforced))
+        self.sim_checker["unknown_ids"] += len(out["enforced_preferences"]) - len(enforced)
         label = str(out["label"])
         if enforced and label != "neg_constraint_restate":
             label = "neg_constraint_restate"  # restating is what the label means; the ids are the evidence
