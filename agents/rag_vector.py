@@ -15,7 +15,8 @@ class RAGVectorAgent(RAGAgent):
 
     Args:
         preset: ``"default"`` (defects fixed), ``"paper"`` (published settings: J = 5, substring keyword
-            reward, reranking skipped with at most J candidates, no last-turn reward, first-k item dims)
+            reward, reranking skipped with at most J candidates, no last-turn reward, first-k item dims,
+            no query transformation)
             or ``"conditional"`` (default + a vector per task kind + credit to the restated card; see
             :mod:`policies.user_vector`).
         reward: what the vector learns from: ``"keyword"`` (default), ``"judge"`` (LLM judge on the agent's
@@ -36,6 +37,8 @@ class RAGVectorAgent(RAGAgent):
         kwargs["J"] = cfg.J
         kwargs["rerank_always"] = cfg.rerank_always
         kwargs.setdefault("global_cap", cfg.global_cap)
+        if preset == "paper":
+            kwargs.setdefault("query_transform", False)  # the published code has no query transformation
         super().__init__(**kwargs)
         self.preset = preset
         self.policy = UserVectorPolicy(cfg, self.embedder.dim, seed=self.seed)

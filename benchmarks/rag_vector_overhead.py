@@ -65,6 +65,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # one core, as measured; tiny matrices gain nothing from threads
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # OpenMP threads fighting over one pinned core made timings erratic
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cards", default="43,10000")
     p.add_argument("--turns", type=int, default=300)

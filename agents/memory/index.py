@@ -44,12 +44,16 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) for one query vector; fewer when the index is smaller."""
+        scores, ids = self.search_many(np.asarray(query).reshape(1, self.dim), k)
+        return scores[0], ids[0]
+
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per row of ``queries`` ([m, dim] -> two [m, k] arrays), in one pass."""
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = min(k, self._n)
         if k <= 0:
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
-        scores, ids = self._ensure().search(q, k)
-        return scores[0], ids[0]
+            return np.zeros((len(q), 0), dtype=np.float32), np.zeros((len(q), 0), dtype=np.int64)
+        return self._ensure().search(q, k)
 
     def vectors(self) -> np.ndarray:
         """All stored vectors, in id order."""

@@ -115,3 +115,19 @@ def test_rag_vector_logs_change_rate_and_keyword_modes():
     assert st["turns"] >= 1 and "changed" in st and st["z_long_norm"] > 0
     paper = make_agent("rag_vector", preset="paper")
     assert paper.J == 5 and paper.reward_source.match == "substring" and not paper.rerank_always
+
+
+def test_query_transformation_finds_task_kind_cards_the_problem_text_misses():
+    from agents.memory.cards import Card
+
+    plain, qt = make_agent("rag", query_transform=False), make_agent("rag")
+    assert qt.query_transform and not make_agent("rag_vector", preset="paper").query_transform
+    problem = "Compute 17 * 23 - 4 and give the result."
+    cards = [Card("for logic puzzles", "end with a conclusion line"), Card("for coding questions", "add type hints"),
+             Card("for multiple-choice questions", "explain the options"), Card("for math problems", "label each step")]
+    scores = {}
+    for name, agent in (("plain", plain), ("qt", qt)):
+        emb = agent.embedder.encode([c.note for c in cards])
+        scores[name] = agent.base_scores(problem, cards, emb, agent.embedder.encode_one(problem))
+    assert scores["plain"].max() == 0  # the problem text shares no word with any card
+    assert int(scores["qt"].argmax()) == 3 and scores["qt"][3] > scores["qt"][:3].max()  # the task kind does
