@@ -47,6 +47,7 @@ import numpy as np
 from personalization_env.feedback.classifiers import KeywordClassifier, is_correction
 from personalization_env.feedback.labels import LABELS
 from personalization_env.llm.base import ChatBackend, ChatRequest, ChatResponse, approx_tokens
+from personalization_env.llm.blocks import find_block
 from personalization_env.llm.recognize import PreferenceRecognizer, Recognition, statements
 from personalization_env.llm.render import DEFAULT_HABITS, ReplyContent, directives_for, render
 from personalization_env.preferences import load_catalogue
@@ -254,12 +255,10 @@ class ScriptedBackend(ChatBackend):
 
     def _grade(self, req: ChatRequest) -> str:
         """Grade an answer (the answer judge): the exact scorer's verdict, flipped with ``judge_error``."""
-        import re
-
         body = req.messages[-1].content
-        blocks = {k: re.search(rf"<<<{k}\n(.*?)\n{k}>>>", body, re.S) for k in ("PROBLEM", "ANSWER")}
-        task = self._find_task(blocks["PROBLEM"].group(1)) if blocks["PROBLEM"] else None
-        answer = blocks["ANSWER"].group(1) if blocks["ANSWER"] else ""
+        problem = find_block(body, "PROBLEM")
+        task = self._find_task(problem) if problem is not None else None
+        answer = find_block(body, "ANSWER") or ""
         if task is None:
             return json.dumps({"correct": False, "reason": "I cannot tell which problem this is."})
         from personalization_env.tasks import is_correct

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from personalization_env.llm.base import ChatBackend, ChatRequest, make_backend
+from personalization_env.llm.blocks import block
 from personalization_env.llm.structured import generate_json
 from personalization_env.tasks.scoring import is_correct
 from personalization_env.types import Message, Task
@@ -29,8 +30,7 @@ _SYSTEM = ("You grade an answer to a problem against the reference answer. The a
 
 def grade_request(task: Task, answer: str, seed: int | None = None) -> ChatRequest:
     """The judge's request for one answer."""
-    body = (f"<<<PROBLEM\n{task.problem}\nPROBLEM>>>\n<<<REFERENCE\n{task.answer}\nREFERENCE>>>\n"
-            f"<<<ANSWER\n{answer}\nANSWER>>>")
+    body = "\n".join((block("PROBLEM", task.problem), block("REFERENCE", task.answer), block("ANSWER", answer)))
     return ChatRequest((Message("system", _SYSTEM), Message("user", body)), purpose="grade", temperature=0.0,
                        max_tokens=128, seed=seed)
 

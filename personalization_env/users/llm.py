@@ -33,6 +33,7 @@ import numpy as np
 
 from personalization_env.feedback.labels import LABELS
 from personalization_env.llm.base import ChatBackend, ChatRequest, make_backend
+from personalization_env.llm.blocks import block, find_block
 from personalization_env.llm.structured import generate_json
 from personalization_env.preferences.checkers import run_check
 from personalization_env.tasks import extract_answer
@@ -66,9 +67,7 @@ _SYSTEM = """You are role-playing a USER who asks an AI assistant for help with 
 {preferences}
 
 ## Your problem
-<<<PROBLEM
 {problem}
-PROBLEM>>>
 
 ## Rules
 - You want a correct, final answer to the problem, and replies that follow every preference above that applies.
@@ -82,7 +81,7 @@ PROBLEM>>>
   "draft_answer": ..., "done": ...}}."""
 
 _OPEN = "Write your opening message: ask for help with your problem (quote it). Answer with the JSON object."
-_REPLY = "The assistant replied:\n<<<REPLY\n{reply}\nREPLY>>>\nYour draft answer so far: {draft}. Turn {turn}. " \
+_REPLY = "The assistant replied:\n{reply}\nYour draft answer so far: {draft}. Turn {turn}. " \
          "Answer with the JSON object."
 
 
@@ -107,7 +106,7 @@ class LLMUserSession(UserSession):
     def __init__(self, sim: "LLMUserSimulator", profile: Profile, task: Task, seed: int):
         self.sim, self.profile, self.task, self.seed = sim, profile, task, seed
         self.system = _SYSTEM.format(persona=profile.persona or "(none)", preferences=_pref_lines(profile),
-                                     problem=task.problem, labels=", ".join(LABELS))
+                                     problem=block("PROBLEM", task.problem), labels=", ".join(LABELS))
         self.history: list[Message] = []
         self.draft: str | None = None
         self.turn = 0
@@ -121,7 +120,7 @@ class LLMUserSession(UserSession):
         if reply is None:
             ask = _OPEN
         else:
-            ask = _REPLY.format(reply=reply, draft=json.dumps(self.draft), turn=self.turn)
+            ask = _REPLY.format(reply=block("REPLY", reply), draft=json.dumps(self.draft), turn=self.turn)
         self.pending = Message("user", ask)
         return ChatRequest((Message("system", self.system), *self.history, self.pending), purpose="user",
                            temperature=self.sim.temperature, max_tokens=self.sim.max_tokens,
@@ -229,7 +228,7 @@ class HybridUserSession(UserSession):
 
     def request(self, turn: UserTurn, n: int) -> ChatRequest:
         system = _REWRITE_SYSTEM.format(persona=self.profile.persona or "(none)")
-        ask = f"## What to say\n<<<SAY\n{turn.message}\nSAY>>>"
+        ask = "## What to say\n" + block("SAY", turn.message)
         return ChatRequest((Message("system", system), Message("user", ask)), purpose="user",
                            temperature=self.sim.temperature, max_tokens=self.sim.max_tokens,
                            seed=self.seed * 1009 + n, response_format=REWRITE_SCHEMA)
@@ -284,7 +283,6 @@ class HybridUserSimulator(UserSimulator):
 
 # ---- the scripted backend's "user" role -----------------------------------------------------------
 _PREF_LINE = re.compile(r"^- \[([^\]]+)\] ", re.M)
-_BLOCK = {name: re.compile(rf"<<<{name}\n(.*?)\n{name}>>>", re.S) for name in ("PROBLEM", "REPLY", "SAY")}
 
 
 def scripted_user_reply(req: ChatRequest) -> str:
@@ -295,13 +293,12 @@ def scripted_user_reply(req: ChatRequest) -> str:
     from personalization_env.profiles.io import parse_preference
     from personalization_env.tasks import lookup_task
 
-    last = req.messages[-1].content
-    say = _BLOCK["SAY"].search(last)
-    if say:
-        return json.dumps({"message": say.group(1)})
+    say = find_block(req.messages[-1].content, "SAY")
+    if say is not None:
+        return json.dumps({"message": say})
     system = req.messages[0].content
-    problem = _BLOCK["PROBLEM"].search(system)
-    task = lookup_task(problem.group(1)) if problem else None
+    problem = find_block(system, "PROBLEM")
+    task = lookup_task(problem) if problem is not None else None
     if task is None:
         raise ValueError("the scripted user needs a registered task in the prompt (a <<<PROBLEM block)")
     persona = system.split("## Persona\n", 1)[1].split("\n", 1)[0] if "## Persona\n" in system else ""
@@ -311,8 +308,8 @@ def scripted_user_reply(req: ChatRequest) -> str:
     session = RuleUserSession(profile, task, np.random.default_rng(seed), dict(DEFAULT_TRAITS))
     turn = session.opening()
     for m in req.messages[1:]:
-        r = _BLOCK["REPLY"].search(m.content) if m.role == "user" else None
-        if r:
-            turn = session.respond(r.group(1))
+        r = find_block(m.content, "REPLY") if m.role == "user" else None
+        if r is not None:
+            turn = session.respond(r)
     return json.dumps({"message": turn.message, "label": turn.label, "enforced_preferences": list(turn.enforced_ids),
                        "draft_answer": turn.draft_answer, "done": turn.done})
