@@ -117,13 +117,7 @@ def cache_dir(cfg: RunConfig) -> str | None:
 
 
 def _backend(spec: str, cfg: RunConfig) -> ChatBackend:
-    folder = cache_dir(cfg)
-    b = make_backend(spec)
-    if folder is None or b.name == "scripted":
-        return b
-    from personalization_env.llm.cache import CachedBackend
-
-    return CachedBackend(b, folder, replay=cfg.replay)
+    return make_backend(spec, cache=cache_dir(cfg), replay=cfg.replay)
 
 
 def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
@@ -397,7 +391,6 @@ def llm_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         for role, d in r.get("llm", {}).items():
-            role = role.split(" ")[0]
             t = out.setdefault(role, {"faults": {}})
             for k, v in d.items():
                 if k == "faults":

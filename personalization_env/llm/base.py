@@ -123,7 +123,8 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def make_backend(spec: str | ChatBackend, cache: str | None = None, **kwargs: Any) -> ChatBackend:
+def make_backend(spec: str | ChatBackend, cache: str | None = None, replay: bool = False,
+                 **kwargs: Any) -> ChatBackend:
     """Build a backend from a spec string.
 
     Specs: ``"scripted"`` (the embedded model), ``"openai:<model>@<base_url>"`` (any OpenAI-compatible
@@ -135,10 +136,11 @@ def make_backend(spec: str | ChatBackend, cache: str | None = None, **kwargs: An
         cache: a response-cache folder: the backend is wrapped in a
             :class:`~personalization_env.llm.cache.CachedBackend` (the scripted model is never cached:
             it is faster than a cache lookup).
+        replay: with ``cache``, answer only from the cache (a miss raises instead of calling the model).
         **kwargs: passed to the backend's constructor.
     """
     if isinstance(spec, ChatBackend):
-        return _maybe_cached(spec, cache)
+        return _maybe_cached(spec, cache, replay)
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"backend spec must be a non-empty string such as 'scripted', got {spec!r}")
     family, _, rest = spec.partition(":")
@@ -151,12 +153,12 @@ def make_backend(spec: str | ChatBackend, cache: str | None = None, **kwargs: An
     cls = getattr(importlib.import_module(mod), attr)
     if rest:
         kwargs.setdefault("model", rest)
-    return _maybe_cached(cls(**kwargs), cache)
+    return _maybe_cached(cls(**kwargs), cache, replay)
 
 
-def _maybe_cached(backend: ChatBackend, cache: str | None) -> ChatBackend:
+def _maybe_cached(backend: ChatBackend, cache: str | None, replay: bool) -> ChatBackend:
     if cache is None or backend.name in ("scripted", "cached"):
         return backend
     from personalization_env.llm.cache import CachedBackend
 
-    return CachedBackend(backend, cache)
+    return CachedBackend(backend, cache, replay=replay)
