@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from personalization_env.llm.base import BackendUnavailableError
-from personalization_env.llm.openai_backend import api_key_from_env, split_model_url
+from personalization_env.llm.openai_backend import make_client, setting, split_model_url
 
 
 class ServerEndpoints:
@@ -30,7 +30,7 @@ class ServerEndpoints:
         self.model, self.base_url = split_model_url(spec, None)
         if not self.model or not self.base_url:
             raise ValueError(f"a server model needs '<model>@<base_url>', got {spec!r}")
-        self.timeout = float(os.environ.get("MSC_LLM_TIMEOUT", 120.0)) if timeout is None else timeout
+        self.timeout = setting("timeout", timeout)
         self._client: Any = None
         self._pid = -1
 
@@ -39,12 +39,8 @@ class ServerEndpoints:
 
     def _get(self) -> Any:
         if self._client is None or self._pid != os.getpid():
-            try:
-                import openai
-            except ImportError as e:
-                raise ImportError("server embedders and rerankers need: pip install 'multisessioncollab[llm]'") from e
-            self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key_from_env(), timeout=self.timeout,
-                                         max_retries=int(os.environ.get("MSC_LLM_MAX_RETRIES", 6)))
+            self._client = make_client(self.base_url, self.timeout, setting("max_retries"),
+                                       "server embedders and rerankers")
             self._pid = os.getpid()
         return self._client
 

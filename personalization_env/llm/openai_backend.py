@@ -39,6 +39,31 @@ def api_key_from_env() -> str:
     return "EMPTY"
 
 
+#: ``$MSC_LLM_*`` settings of the clients and their defaults (see :class:`OpenAIBackend`).
+SETTINGS: dict[str, tuple[str, float]] = {
+    "max_concurrency": ("MSC_LLM_CONCURRENCY", 16), "timeout": ("MSC_LLM_TIMEOUT", 120.0),
+    "max_retries": ("MSC_LLM_MAX_RETRIES", 6), "backoff": ("MSC_LLM_BACKOFF", 0.5),
+}
+
+
+def setting(name: str, value: Any = None) -> Any:
+    """``value`` when given, else the environment's ``$MSC_LLM_*`` setting, else its default."""
+    if value is not None:
+        return value
+    var, default = SETTINGS[name]
+    return type(default)(os.environ.get(var, default))
+
+
+def make_client(base_url: str | None, timeout: float, max_retries: int, what: str) -> Any:
+    """An ``openai.OpenAI`` client with the key from the environment (``what`` names the user in the
+    error when the ``[llm]`` extra is missing)."""
+    try:
+        import openai
+    except ImportError as e:
+        raise ImportError(f"{what} needs: pip install 'multisessioncollab[llm]'") from e
+    return openai.OpenAI(base_url=base_url, api_key=api_key_from_env(), timeout=timeout, max_retries=max_retries)
+
+
 def split_model_url(model: str, base_url: str | None) -> tuple[str, str | None]:
     """``"name@http://host:port/v1"`` -> (name, url); a model name may itself contain ``@``."""
     if base_url is None and "@" in model:
@@ -71,11 +96,8 @@ class OpenAIBackend(ChatBackend):
                  timeout: float | None = None, max_retries: int | None = None, backoff: float | None = None,
                  max_backoff: float = 20.0, guided: str = "auto"):
         super().__init__()
-        env = os.environ
-        max_concurrency = int(env.get("MSC_LLM_CONCURRENCY", 16)) if max_concurrency is None else max_concurrency
-        timeout = float(env.get("MSC_LLM_TIMEOUT", 120.0)) if timeout is None else timeout
-        max_retries = int(env.get("MSC_LLM_MAX_RETRIES", 6)) if max_retries is None else max_retries
-        backoff = float(env.get("MSC_LLM_BACKOFF", 0.5)) if backoff is None else backoff
+        max_concurrency, timeout = setting("max_concurrency", max_concurrency), setting("timeout", timeout)
+        max_retries, backoff = setting("max_retries", max_retries), setting("backoff", backoff)
         if not model:
             raise ValueError("an OpenAI-compatible backend needs a model: 'openai:<model>@<base_url>'")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
@@ -107,12 +129,7 @@ class OpenAIBackend(ChatBackend):
 
     def _get_client(self) -> Any:
         if self._client is None or self._pid != os.getpid():  # a forked worker builds its own connections
-            try:
-                import openai
-            except ImportError as e:
-                raise ImportError("the OpenAI-compatible backend needs: pip install 'multisessioncollab[llm]'") from e
-            self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key_from_env(),
-                                         timeout=self.timeout, max_retries=0)
+            self._client = make_client(self.base_url, self.timeout, 0, "the OpenAI-compatible backend")
             self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="msc-openai")
             self._pid = os.getpid()
         return self._client
