@@ -115,8 +115,13 @@ class ScriptedServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "ScriptedServer":
-        # warm the embedded model (catalogue, recogniser) so the first requests are not slow
+        # warm the embedded model's cold paths (catalogue and recogniser; math-verify's first import takes
+        # about 0.3 s) so that no early request outlasts a short client timeout
+        from personalization_env.tasks import is_correct, load_tasks
+
         self.backend.generate([ChatRequest((Message("system", "Be helpful."), Message("user", "Please use bullet points.")))])
+        task = load_tasks("gen_math", n=1)[0]
+        is_correct(task, task.answer)
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="scripted-server")
         self._thread.start()
         return self

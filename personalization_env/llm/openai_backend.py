@@ -140,8 +140,9 @@ class OpenAIBackend(ChatBackend):
         try:
             client.with_options(timeout=min(self.timeout, 10.0)).models.list()
         except Exception as e:  # noqa: BLE001 - any failure means "not up"
-            raise BackendUnavailableError(f"model server {self.base_url or 'api.openai.com'} is not up "
-                                          f"({type(e).__name__}); start it (see slurm/README.md), then run again") from e
+            where = self.base_url or "api.openai.com"
+            raise BackendUnavailableError(f"model server {where} is not up ({type(e).__name__}); start it "
+                                          f"(see slurm/README.md), then run again") from e
 
     def _fault(self, kind: str) -> None:
         with self._lock:

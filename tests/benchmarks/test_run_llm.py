@@ -23,7 +23,9 @@ STABLE = ("method", "user_id", "session", "task_id", "status", "task_success", "
 
 @pytest.fixture(autouse=True)
 def fast_client(monkeypatch):
-    monkeypatch.setenv("MSC_LLM_TIMEOUT", "0.4")
+    # a few embedded replies take ~0.6 s (math-verify on distractors): the client timeout must stay above
+    # that, and the injected hang above the timeout, or slow replies would count as injected timeouts
+    monkeypatch.setenv("MSC_LLM_TIMEOUT", "2.0")
     monkeypatch.setenv("MSC_LLM_BACKOFF", "0.005")
     monkeypatch.setenv("MSC_LLM_MAX_RETRIES", "8")
     for d in ("gen_math", "gen_logic", "gen_mc"):
@@ -43,7 +45,7 @@ def stable(rows, keys=STABLE):
 
 def test_full_run_with_20_percent_faults_completes_and_counts_every_fault(tmp_path):
     srv = ScriptedServer(faults=Faults(rate=0.2, kinds=("429", "500", "timeout", "malformed", "bad_content"),
-                                       hang=0.8, seed=5)).start()
+                                       hang=3.0, seed=5)).start()
     try:
         rows = run(cfg(srv.base_url, tmp_path / "r", feedback=f"llm:openai:scripted@{srv.base_url}"))
     finally:
