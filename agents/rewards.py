@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -20,6 +19,7 @@ from typing import Any, Mapping
 from personalization_env.feedback import DEFAULT_REWARDS, KeywordClassifier
 from personalization_env.feedback.llm_judge import judge_request
 from personalization_env.llm import ChatBackend, make_backend
+from personalization_env.llm.structured import extract_json
 
 NEGATIVE = ("didn't", "that's not", "incorrect", "redo", "again", "explain more", "doesn't help", "wrong", "no",
             "not what i asked")
@@ -94,9 +94,9 @@ class RewardSource:
         assert self._judge is not None
         text = self._judge.generate([judge_request(previous_reply, next_message, seed=seed)])[0].text
         try:
-            data = json.loads(re.search(r"\{.*\}", text, re.DOTALL).group(0))  # type: ignore[union-attr]
+            data = extract_json(text)
             label, conf = str(data["label"]), float(data.get("confidence", 1.0))
-        except (AttributeError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # no JSON object (StructuredOutputError) or a bad field
             return RewardSignal(0.0, skip=True)
         if label not in DEFAULT_REWARDS or conf < self.min_confidence or label == "topic_shift":
             return RewardSignal(0.0, skip=True, label=label)

@@ -16,9 +16,8 @@ as VARS specifies; the rerankers here return [0, 1] scores) in the default prese
 Extensions beyond VARS (the ``conditional`` preset; off in ``default`` and ``paper``): ``context="task"``
 adds a vector per (user, task kind) to ``z_long`` (``z_eff = beta_L (z_long + z_ctx[kind]) + ...``) and
 sends the long-term updates of a turn to its kind's vector, so the policy can learn which cards go
-with which kind of task; ``credit="restated"`` adds, when the
-user's next message restates a preference, a step of size ``eta_R`` toward the candidate card most
-similar to that message (cosine >= ``restate_sim``): ``grad_R = (V_target - sum_i pi_i V_i) / tau``,
+with which kind of task; ``credit="restated"`` adds, when the user's next message restates a
+preference, a step of size ``eta_R`` toward the candidate card most similar to that message (cosine >= ``restate_sim``): ``grad_R = (V_target - sum_i pi_i V_i) / tau``,
 the gradient of ``log pi(target)``. The reaction-based REINFORCE reward barely depends on which cards
 were chosen in dense profiles (measured: ``benchmarks/ablation_rag_vector.py --diagnose``); a
 restatement names the card that was missing.
@@ -113,8 +112,8 @@ def base_logits(s0: np.ndarray, config: UserVectorConfig) -> np.ndarray:
     VARS scores candidates with the reranker's log-probability. The rerankers here return scores in
     [0, 1] (the lexical one normalised to its best candidate, a cross-encoder's sigmoid), and
     ``softmax(s0 / tau)`` over raw [0, 1] scores is nearly uniform over dozens of candidates: exploring
-    then samples cards almost at random (measured: 0.66 of chosen cards applicable to the task against
-    0.85 for rag's top-J and 0.63 for a random pick). On the log scale ``pi`` is proportional to
+    then samples cards almost at random (see ``benchmarks/ablation_rag_vector.py --diagnose`` for the
+    precision of the chosen cards). On the log scale ``pi`` is proportional to
     ``s0 ** (1 / tau)`` times the vector's factor, so exploration stays near the reranker's choice.
     """
     s0 = np.asarray(s0, dtype=np.float64)
@@ -350,7 +349,7 @@ class UserVectorPolicy:
             sims = p.cand_emb @ np.asarray(next_emb, dtype=p.cand_emb.dtype)
             t = int(np.argmax(sims))
             if float(sims[t]) >= c.restate_sim:
-                self._step(st, (p.V[t] - p.pi @ p.V) / c.tau, c.eta_R, p.context)
+                self._step(st, reinforce_grad(p.V, p.pi, [t], 1.0, c.tau), c.eta_R, p.context)
         sq1 = float(np.max(p.chosen_emb @ np.asarray(next_emb, dtype=np.float64))) if next_emb is not None else 0.0
         g = gate(reward, p.sq, sq1, paper=c.gate_requires_sq1) if g is None else g
         A = g * (reward - st.b)
