@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -106,22 +107,24 @@ class OracleRetrieval(RAGAgent):
         return order[: self.J]
 
 
-_RECOGNIZER: list[Any] = []
+@cache
+def _recognizer() -> Any:
+    """The scripted model's recogniser (built once): how the agent model reads a card."""
+    from personalization_env.llm.scripted import ScriptedBackend
+
+    return ScriptedBackend().recognizer
 
 
 def _applicable(agent: RAGAgent, profile: Any, ids: list[int], opening: str) -> list[bool]:
     """Whether each card's preference (the user's preference of the type the card reads as) can apply
     to the task of the session; cards that read as no preference of the user count as not applicable."""
-    from personalization_env.llm.scripted import ScriptedBackend
     from personalization_env.tasks import lookup_task
 
-    if not _RECOGNIZER:
-        _RECOGNIZER.append(ScriptedBackend().recognizer)
     task = lookup_task(opening)
     prefs = {p.type.id: p for p in profile.preferences}
     out = []
     for i in ids:
-        r = _RECOGNIZER[0].recognize(agent.store(profile.user_id).cards[i].note)
+        r = _recognizer().recognize(agent.store(profile.user_id).cards[i].note)
         p = prefs.get(r.type_id) if r is not None else None
         kinds = p.condition.task_kinds if p is not None else None
         out.append(p is not None and task is not None and (not kinds or task.kind in kinds))
