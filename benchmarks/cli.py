@@ -7,8 +7,10 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
+from benchmarks.checkpoint import RunLockedError
 from benchmarks.run import RunConfig
 
 
@@ -35,11 +37,26 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="constructor argument for the agents that take it, e.g. embedder=server:<model>@<url> or J=5 "
                         "(values parse as JSON when they can; repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out: finished lanes are kept")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out: every (method, user) lane restarts at its first unfinished session")
+    p.add_argument("--continue-from", default=None, metavar="RUN",
+                   help="extend the finished run in folder RUN to --sessions sessions per user (into --out; "
+                        "default: RUN itself); the result equals a longer run from scratch")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--allow-code-change", action="store_true",
+                   help="with --resume/--continue-from: accept a run made at another git revision of this package")
     p.add_argument("--replay", action="store_true", help="answer every model call from --cache (no model calls)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<profiles>-<time>)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes; the CPU-bound embedded world scales with these (default: %(default)s)")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="(method, user) lanes in flight per worker; with model servers many lanes keep them busy "
+                        "(default: 1 on the embedded world, up to 256 when a role uses a model server)")
+    p.add_argument("--session-timeout", type=float, default=None, metavar="S",
+                   help="a session running longer than S seconds is recorded as failed (default: no limit)")
+    p.add_argument("--call-timeout", type=float, default=None, metavar="S",
+                   help="seconds per model request attempt (default: $MSC_LLM_TIMEOUT or 120)")
     p.add_argument("--summary-only", action="store_true", help="skip the table per session index")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -50,6 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         raise ValueError("--resume needs the folder of the run to continue: --out <folder>")
+    if args.out is None and args.continue_from:
+        args.out = args.continue_from  # extend in place
     agent_args = {}
     for kv in args.agent_arg:
         k, sep, v = kv.partition("=")
@@ -65,18 +84,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir, max_turns=args.max_turns, feedback=args.feedback,
                     agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress,
                     workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
-                    agent_args=agent_args)
-    t0 = time.perf_counter()
+                    agent_args=agent_args, lanes=args.lanes, session_timeout=args.session_timeout,
+                    call_timeout=args.call_timeout, continue_from=args.continue_from, overwrite=args.overwrite,
+                    allow_code_change=args.allow_code_change)
     try:
         rows = run(cfg)
     except BackendUnavailableError as e:
         print(f"msc: stopped: {e}. Finished sessions are in {out}/; continue with: msc run ... --out {out} --resume",
               file=sys.stderr)
         return 3
-    dt = time.perf_counter() - t0
-    errors = sum(1 for r in rows if r["status"] != "ok")
+    meta = json.loads((Path(out) / "metadata.json").read_text())
+    failures = meta.get("failures", [])
     sim = " (simulated: embedded scripted agent model)" if cfg.agent_model.startswith("scripted") else ""
-    print(f"\n{len(rows)} sessions in {dt:.1f}s{sim}; {errors} errors; results in {out}/\n")
+    kept = f" ({meta['sessions_kept']} kept from before)" if meta.get("sessions_kept") else ""
+    print(f"\n{meta['sessions_run']} sessions run in {meta['seconds']:.1f}s{kept}{sim}; {len(failures)} failed; "
+          f"results in {out}/\n")
     llm = llm_totals(rows)
     for role, t in llm.items():
         if role == "sim_checker":
@@ -86,7 +108,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{role} model: {t.get('calls', 0)} calls ({t.get('cache_hits', 0)} from cache), {t.get('tokens', 0)} "
                   f"tokens, {t.get('retries', 0)} retries, {t.get('repairs', 0)} JSON repairs, faults {t['faults'] or 'none'}")
     print_report(rows, by_session=not args.summary_only)
-    return 1 if errors else 0
+    if failures:
+        print(f"\n{len(failures)} session(s) failed; their lanes stopped there (msc run ... --out {out} --resume "
+              f"retries them):", file=sys.stderr)
+        for f in failures[:20]:
+            print(f"  {f['method']} / {f['user_id']} / session {f['session']}: {f['error']}", file=sys.stderr)
+        if len(failures) > 20:
+            print(f"  ... and {len(failures) - 20} more (metadata.json lists them all)", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def print_report(rows: list, by_session: bool = False, compare: list[str] | None = None, from_session: int = 0) -> None:
@@ -142,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RunLockedError) as e:
         print(f"msc: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,8 +1,12 @@
 """The experiment runner: methods x users x sessions on one world, one lane per (method, user).
 
-Results go to ``<out>/metadata.json`` (the configuration) and ``<out>/sessions.jsonl`` (one row per
-session, written as soon as the session ends, so nothing finished is lost on a crash). A session
-that raises is recorded as a ``status="error"`` row, never as a silent zero.
+Results go to ``<out>/metadata.json`` (configuration, run identity, totals) and
+``<out>/sessions.jsonl`` (one row per session, written as soon as the session ends). Lanes run
+concurrently (:mod:`benchmarks.lanes`: ``lanes`` threads in each of ``workers`` processes) and
+checkpoint after every session (:mod:`benchmarks.checkpoint`), so a run killed at any moment
+resumes where each lane stopped (``resume``), and a finished run extends to more sessions
+(``continue_from``) with the same results as a longer run from scratch. A session that fails is a
+``status="error"`` row with its reason, never a silent zero; its lane stops there.
 """
 
 from __future__ import annotations
@@ -11,15 +15,24 @@ import dataclasses
 import inspect
 import json
 import logging
+import math
+import os
 import platform
+import shutil
+import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from agents import make_agent
 from agents.base import Agent
+from benchmarks import checkpoint
+from benchmarks.checkpoint import LaneCheckpoint, RunLock
+from benchmarks.identity import difference, run_identity
+from benchmarks.lanes import Lane, LanePool, backends_of
 from personalization_env import __version__
 from personalization_env.env import MultiSessionCollabEnv
 from personalization_env.llm.base import BackendUnavailableError, ChatBackend, make_backend
@@ -56,7 +69,15 @@ class RunConfig:
     cache: str | None = None
     """response-cache folder for model backends (None: <out>/cache when any role uses a model server)"""
     resume: bool = False
-    """keep the finished (method, user) lanes of an earlier run in ``out`` and run the rest"""
+    """continue the run in ``out``: every lane restarts at its first unfinished session (a folder
+    without a run starts one)"""
+    continue_from: str | None = None
+    """a finished run's folder to extend to ``sessions`` sessions per user (into ``out``; the same
+    folder extends it in place)"""
+    overwrite: bool = False
+    """replace a run already in ``out`` (otherwise that is an error)"""
+    allow_code_change: bool = False
+    """resume or continue a run made at another git revision of this package"""
     replay: bool = False
     """answer every model call from the cache (a miss is an error): no model calls at all"""
     agent_args: dict[str, Any] = field(default_factory=dict)
@@ -68,7 +89,14 @@ class RunConfig:
     progress: bool = True
     """show a progress bar"""
     workers: int = 1
-    """worker processes (lanes of (method, users) run in parallel; results are identical)"""
+    """worker processes (lanes are shared out among them; results are identical)"""
+    lanes: int | None = None
+    """lanes in flight per worker process (None: 1 on the embedded world, where CPU is the limit,
+    else enough to keep model servers full: up to 256)"""
+    session_timeout: float | None = None
+    """seconds a session may take before it is recorded as failed (None: no limit)"""
+    call_timeout: float | None = None
+    """seconds per model request attempt (None: ``$MSC_LLM_TIMEOUT``, default 120)"""
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -77,6 +105,15 @@ class RunConfig:
             raise ValueError(f"sessions must be a positive int, got {self.sessions!r}")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"workers must be a positive int, got {self.workers!r}")
+        if self.lanes is not None and (not isinstance(self.lanes, int) or self.lanes < 1):
+            raise ValueError(f"lanes must be a positive int (or None for the default), got {self.lanes!r}")
+        for name in ("session_timeout", "call_timeout"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or v <= 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+        if self.resume and self.continue_from:
+            raise ValueError("resume and continue_from exclude each other: --resume continues the run in --out, "
+                             "--continue-from RUN extends a finished run")
         if self.replay and self.cache is None:
             raise ValueError("replay needs the cache folder of the run to replay: pass --cache <folder>")
         if self.methods == ["all"]:
@@ -85,7 +122,9 @@ class RunConfig:
             self.methods = [*METHODS, "oracle"]
 
 
-def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv) -> dict[str, Any]:
+def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv,
+                  model: ChatBackend | None = None) -> dict[str, Any]:
+    """Constructor arguments of agent ``name`` (``model``: the backend to share; default a new one)."""
     from agents.registry import AGENTS, _resolve
 
     cls = _resolve(name if ":" in name else AGENTS[name]) if (":" in name or name in AGENTS) else None
@@ -93,7 +132,7 @@ def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv) -> dict
     params = inspect.signature(cls.__init__).parameters if cls else {}
     accepts_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
     if "model" in params or accepts_all:
-        kw["model"] = _backend(cfg.agent_model, cfg)
+        kw["model"] = model if model is not None else _backend(cfg.agent_model, cfg)
     if "profiles" in params:
         kw["profiles"] = env.profiles
     for k, v in cfg.agent_args.items():
@@ -102,7 +141,6 @@ def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv) -> dict
     if cls is not None and not accepts_all:
         kw = {k: v for k, v in kw.items() if k in params}
     return kw
-
 
 def uses_models(cfg: RunConfig) -> bool:
     """Whether any role talks to a real model (then responses are cached by default)."""
@@ -117,7 +155,8 @@ def cache_dir(cfg: RunConfig) -> str | None:
 
 
 def _backend(spec: str, cfg: RunConfig) -> ChatBackend:
-    return make_backend(spec, cache=cache_dir(cfg), replay=cfg.replay)
+    kw = {"timeout": cfg.call_timeout} if cfg.call_timeout and spec.startswith("openai:") else {}
+    return make_backend(spec, cache=cache_dir(cfg), replay=cfg.replay, **kw)
 
 
 def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
@@ -141,16 +180,6 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
                 max_turns=cfg.max_turns, feedback=feedback, user_simulator=user)
 
 
-def backends_of(env: MultiSessionCollabEnv, agent: Agent | None = None) -> dict[str, ChatBackend]:
-    """The model backends a lane uses, by role (for health checks and per-session accounting)."""
-    out: dict[str, ChatBackend] = {}
-    for role, owner in (("agent", agent), ("user", env.simulator), ("judge", env.classifier)):
-        b = getattr(owner, "backend", None)
-        if isinstance(b, ChatBackend) and b.name != "scripted":
-            out[role] = b
-    return out
-
-
 def health_check(backends: dict[str, ChatBackend]) -> None:
     """Every model server answers before any work starts (raises :class:`BackendUnavailableError`)."""
     seen = set()
@@ -165,225 +194,304 @@ def health_check(backends: dict[str, ChatBackend]) -> None:
             raise BackendUnavailableError(f"{role} model: {e}") from None
 
 
-def _llm_counts(backends: dict[str, ChatBackend]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for role, b in backends.items():
-        st = b.stats
-        calls = sum(int(u["calls"]) for u in getattr(b, "usage", {}).values())
-        tokens = sum(int(u["prompt_tokens"]) + int(u["completion_tokens"]) for u in getattr(b, "usage", {}).values())
-        latency = sum(float(u.get("latency_s", 0.0)) for u in getattr(b, "usage", {}).values())
-        out[role] = {"calls": calls, "tokens": tokens, "latency_s": latency, "retries": int(st.get("retries", 0)),
-                     "repairs": int(st.get("repairs", 0)), "faults": dict(st.get("faults", {})),
-                     "cache_hits": int(getattr(b, "hits", 0))}
+class World:
+    """What the lanes of one process share: profiles, tasks, simulator, classifier, model backends,
+    and the memory components named in ``agent_args`` (an embedder model is loaded once, not per lane).
+    Worker processes inherit it (fork); backends open their own connections there."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        env_kwargs = env_kwargs_of(cfg)
+        self.probe = MultiSessionCollabEnv(**env_kwargs)
+        self.env_kwargs = {**env_kwargs, "profiles": self.probe.profiles, "n_users": None,
+                           "user_simulator": self.probe.simulator, "feedback": self.probe.classifier}
+        self.agent_backend = _backend(cfg.agent_model, cfg)
+        self._shared = _shared_components(cfg.agent_args)
+        self._kwargs: dict[str, dict[str, Any]] = {}
+        self.agents = {m: self.make_agent(m) for m in cfg.methods}  # bad names fail before any work
+
+    @property
+    def user_ids(self) -> list[str]:
+        return [p.user_id for p in self.probe.profiles]
+
+    def make_env(self) -> MultiSessionCollabEnv:
+        return MultiSessionCollabEnv(**self.env_kwargs)
+
+    def make_agent(self, method: str) -> Agent:
+        kw = self._kwargs.get(method)
+        if kw is None:
+            kw = _agent_kwargs(method, self.cfg, self.probe, model=self.agent_backend)
+            kw = self._kwargs[method] = {k: self._shared.get(k, v) if isinstance(v, str) else v for k, v in kw.items()}
+        return make_agent(method, **kw)
+
+    def backends(self) -> dict[str, ChatBackend]:
+        """Every model backend of the run, by role."""
+        out = backends_of(self.probe)
+        for m, a in self.agents.items():
+            out.update({f"{role} ({m})": b for role, b in backends_of(self.probe, a).items() if role == "agent"})
+        return out
+
+    def roles(self) -> dict[str, dict[str, Any]]:
+        """Each role's model identity (for :func:`benchmarks.identity.run_identity`)."""
+        out = {}
+        for role, b in backends_of(self.probe, self.agents[self.cfg.methods[0]]).items():
+            inner = getattr(b, "inner", b)
+            out[role] = {"model": inner.cache_id, "served": getattr(inner, "served", None)}
+        return out
+
+
+def _shared_components(agent_args: dict[str, Any]) -> dict[str, Any]:
+    """The embedder and reranker named in ``agent_args``, built once for every lane's agent."""
+    from agents.memory import make_embedder, make_reranker
+
+    out: dict[str, Any] = {}
+    if isinstance(agent_args.get("embedder"), str):
+        out["embedder"] = make_embedder(agent_args["embedder"])
+    if isinstance(agent_args.get("reranker"), str):
+        out["reranker"] = make_reranker(agent_args["reranker"])
     return out
 
 
-def _delta(after: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for role, a in after.items():
-        b = before.get(role, {})
-        d = {k: (round(v - b.get(k, 0), 4) if isinstance(v, float) else v - b.get(k, 0))
-             for k, v in a.items() if k != "faults"}
-        d["faults"] = {k: v - b.get("faults", {}).get(k, 0) for k, v in a["faults"].items()
-                       if v - b.get("faults", {}).get(k, 0)}
-        out[role] = d
-    return out
+class RunExistsError(FileExistsError):
+    """A fresh run was pointed at a folder that holds a run."""
 
 
-def run_lane(env: MultiSessionCollabEnv, agent: Agent, user_id: str, sessions: int,
-             seed: int | None = None) -> Iterator[dict[str, Any]]:
-    """Run ``sessions`` sessions of one user; yields one row per session.
+class RunMismatchError(ValueError):
+    """``resume`` / ``continue_from`` met a run made with another version or configuration."""
 
-    ``seed``, when given, starts a fresh lifetime of the world with the lane's first session.
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+
+
+def _prepare(cfg: RunConfig, world: World, identity: dict[str, Any]) -> dict[tuple[str, str], LaneCheckpoint]:
+    """Check the run that ``resume`` / ``continue_from`` continues and return its lane checkpoints
+    (copied into ``out`` when the run extends into another folder); clear ``out`` for a fresh run."""
+    out = Path(cfg.out)
+    source = Path(cfg.continue_from) if cfg.continue_from else (out if cfg.resume else None)
+    has_run = (out / "sessions.jsonl").exists() or (out / checkpoint.LANES_DIR).exists()
+    if source is None:
+        if has_run and not cfg.overwrite:
+            raise RunExistsError(f"{out} already holds a run; continue it with --resume, extend it with "
+                                 f"--continue-from {out} --sessions N, or replace it with --overwrite")
+        if has_run:
+            shutil.rmtree(out / checkpoint.LANES_DIR, ignore_errors=True)
+            (out / "sessions.jsonl").unlink(missing_ok=True)
+        return {}
+    meta_path = source / "metadata.json"
+    if not meta_path.exists():
+        if cfg.continue_from:
+            raise FileNotFoundError(f"--continue-from {source}: no run there (no metadata.json); pass the folder "
+                                    f"'msc run --out' wrote")
+        return {}  # --resume on a folder without a run: start it
+    old = json.loads(meta_path.read_text())
+    verb = "continue" if cfg.continue_from else "resume"
+    if "identity" not in old:
+        raise RunMismatchError(f"cannot {verb} {source}: it was made by an older version of this package "
+                               f"(no run identity in its metadata.json); start a new run")
+    diff = difference(old["identity"], identity, allow_code_change=cfg.allow_code_change)
+    if diff:
+        raise RunMismatchError(f"cannot {verb} {source}: {diff}")
+    old_sessions = int(old["config"]["sessions"])
+    if cfg.resume and old_sessions != cfg.sessions:
+        raise RunMismatchError(f"cannot resume {source}: it runs {old_sessions} sessions per user, this run "
+                               f"asks for {cfg.sessions}; extend a run with --continue-from {source} --sessions N")
+    if cfg.continue_from and cfg.sessions < old_sessions:
+        raise RunMismatchError(f"cannot continue {source} to {cfg.sessions} sessions per user: it already has "
+                               f"{old_sessions}; pass --sessions {old_sessions} or more")
+    found = checkpoint.load_all(source)
+    if source.resolve() != out.resolve():
+        if has_run and not cfg.overwrite:
+            raise RunExistsError(f"{out} already holds a run; pick another --out or pass --overwrite")
+        shutil.rmtree(out / checkpoint.LANES_DIR, ignore_errors=True)
+        for ck in found.values():
+            checkpoint.save(out, ck)
+    return found
+
+
+def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run the experiment described by ``cfg``; returns all session rows (also written to disk), in
+    method, user and session order.
+
+    Every row is identical whatever ``workers`` and ``lanes`` are (only ``seconds`` and the order of
+    the lines in ``sessions.jsonl`` differ), and a resumed or continued run's rows equal those of an
+    uninterrupted run.
+
+    Raises:
+        BackendUnavailableError: a model server is down (before any work, from the health check, or
+            mid-run; finished sessions stay on disk and ``resume`` continues).
+        RunExistsError, RunMismatchError, RunLockedError: the output folder cannot take this run.
     """
-    backends = backends_of(env, agent)
-    for k in range(sessions):
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        world = World(cfg)
+        health_check(world.backends())
+        identity = run_identity(dataclasses.asdict(cfg), world.probe.profiles, world.probe.tasks, world.roles())
+        found = _prepare(cfg, world, identity)
+        users, order = world.user_ids, {m: i for i, m in enumerate(cfg.methods)}
+        canonical = {u: i for i, u in enumerate(users)}
+
+        def sort_key(r: dict[str, Any]) -> tuple[int, int, int]:
+            return order.get(r["method"], len(order)), canonical.get(r["user_id"], len(canonical)), r["session"]
+
+        kept: list[dict[str, Any]] = []
+        todo: list[Lane] = []
+        for m in cfg.methods:
+            for u in users:
+                ck = found.get((m, u))
+                if ck is not None:
+                    kept.extend(ck.rows[: cfg.sessions])
+                if ck is None or ck.sessions_done < cfg.sessions:
+                    todo.append(Lane(m, u, ck))
+        kept.sort(key=sort_key)
+        path = out / "sessions.jsonl"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:  # the kept rows, rebuilt from the checkpoints
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        tmp.replace(path)
+
+        meta_path = out / "metadata.json"
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        meta: dict[str, Any] = {"config": dataclasses.asdict(cfg), "identity": identity, "version": __version__,
+                                "python": platform.python_version(), "users": len(users),
+                                "simulated": cfg.agent_model.startswith("scripted"), "cache": cache_dir(cfg),
+                                "started": now}
+        source_meta = Path(cfg.continue_from or cfg.out) / "metadata.json"
+        if (cfg.resume or cfg.continue_from) and source_meta.exists():
+            old = json.loads(source_meta.read_text())
+            meta["started"] = old.get("started", now)
+            meta["resumed"] = [*old.get("resumed", []), now]
+        lanes = cfg.lanes or (min(256, max(1, math.ceil(len(todo) / cfg.workers))) if uses_models(cfg) else 1)
+        meta["lanes_per_worker"] = lanes
+        _write_json(meta_path, meta)
+
+        rows: list[dict[str, Any]] = []
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(cfg.methods) * len(users) * cfg.sessions, initial=len(kept), unit="session",
+                       desc="msc run", leave=False)
         t0 = time.perf_counter()
-        before = _llm_counts(backends) if backends else {}
-        obs, info = env.reset(seed=seed if k == 0 else None, options={"user_id": user_id})
-        row: dict[str, Any] = {"user_id": user_id, "session": info["session"], "task_id": info["task_id"],
-                               "dataset": info["dataset"]}
         try:
-            ret, labels = 0.0, []
-            while True:
-                reply = agent.act(obs)
-                obs, reward, terminated, truncated, info = env.step(reply)
-                agent.observe(obs, reward, terminated, truncated, info)
-                ret += reward
-                labels.append(info["oracle"]["label"])
-                if terminated or truncated:
-                    break
-            row.update(status="ok", **info["metrics"], **{"return": ret, "labels": labels})
-            stats = agent.session_stats(user_id)
-            if stats:
-                row["agent_stats"] = stats
-            if "sim_checker" in info:
-                row["sim_checker"] = info["sim_checker"]
-            if backends:
-                row["llm"] = _delta(_llm_counts(backends), before)
-        except BackendUnavailableError:
-            agent.end_session(user_id)
-            raise  # the server is down: stop the run; the session is not recorded and reruns on --resume
-        except Exception as e:  # noqa: BLE001 - a failed session is recorded, never lost
-            logger.exception("session failed: user %s session %s", user_id, row["session"])
-            row.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
-            agent.end_session(user_id)
-        row["seconds"] = round(time.perf_counter() - t0, 4)
-        yield row
+            with open(path, "a", encoding="utf-8") as f:
+                def handle(kind: str, payload: Any) -> None:
+                    if kind == "unavailable":
+                        raise BackendUnavailableError(payload)
+                    f.write(json.dumps(payload) + "\n")
+                    f.flush()
+                    rows.append(payload)
+                    if on_row:
+                        on_row(payload)
+                    if bar is not None:
+                        bar.update(int(payload["status"] == "ok"))
+
+                if cfg.workers > 1:
+                    _run_workers(world, todo, lanes, handle)
+                else:
+                    queue_ = deque(todo)
+                    lock = threading.Lock()
+
+                    def next_lane() -> Lane | None:
+                        with lock:
+                            return queue_.popleft() if queue_ else None
+
+                    _pool(world, lanes).run(next_lane, handle)
+        finally:
+            if bar is not None:
+                bar.close()
+        failed = [r for r in rows if r["status"] != "ok"]
+        meta.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.perf_counter() - t0, 2),
+                    sessions_kept=len(kept), sessions_run=len(rows) - len(failed), errors=len(failed),
+                    failures=[{k: r.get(k) for k in ("method", "user_id", "session", "error")} for r in failed],
+                    llm=llm_totals(kept + rows))
+        _write_json(meta_path, meta)
+    return sorted(kept + rows, key=sort_key)
 
 
-def _lane_rows(cfg: RunConfig, env_kwargs: dict[str, Any], method: str, users: list[str],
-               agent: Agent | None = None, env: MultiSessionCollabEnv | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of ``method`` for a chunk of users (one agent, one env; the world is seeded per chunk, so
-    a user's sessions do not depend on how users are chunked)."""
-    env = env or MultiSessionCollabEnv(**env_kwargs)
-    agent = agent or make_agent(method, **_agent_kwargs(method, cfg, env))
-    for i, uid in enumerate(users):
-        for row in run_lane(env, agent, uid, cfg.sessions, seed=cfg.seed if i == 0 else None):
-            yield {"method": method, **row}
+def _pool(world: World, lanes: int) -> LanePool:
+    cfg = world.cfg
+    return LanePool(world.make_env, world.make_agent, Path(cfg.out), cfg.sessions, cfg.seed, threads=lanes,
+                    session_timeout=cfg.session_timeout)
 
 
-def _worker(tasks: Any, results: Any, cfg: RunConfig, env_kwargs: dict[str, Any]) -> None:  # pragma: no cover
-    import os
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in worker processes
+    """A worker ends when the run's process does (so no orphan writes to a folder another run resumes)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker(world: World, lanes: int, tasks: Any, results: Any, parent: int) -> None:  # pragma: no cover
     import sys
 
+    _die_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-    while True:
-        task = tasks.get()
-        if task is None:
-            results.put(("exit", None))
-            return
-        method, users = task
-        try:
-            for row in _lane_rows(cfg, env_kwargs, method, users):
-                results.put(("row", row))
-        except BackendUnavailableError as e:
-            results.put(("unavailable", str(e)))
-        except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
-            results.put(("fail", traceback.format_exc()))
+    lock, done = threading.Lock(), [False]
+
+    def next_lane() -> Lane | None:
+        with lock:
+            if done[0]:
+                return None
+            lane = tasks.get()
+            done[0] = lane is None
+            return lane
+
+    try:
+        _pool(world, lanes).run(next_lane, lambda kind, payload: results.put((kind, payload)))
+    except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
+        results.put(("fail", traceback.format_exc()))
+    results.put(("exit", None))
 
 
-def _parallel_rows(cfg: RunConfig, env_kwargs: dict[str, Any], todo: dict[str, list[str]]) -> Iterator[dict[str, Any]]:
+def _run_workers(world: World, todo: list[Lane], lanes: int, handle: Callable[[str, Any], None]) -> None:
     import multiprocessing as mp
+    import queue
 
     ctx = mp.get_context("fork")
     tasks, results = ctx.Queue(), ctx.Queue()
-    for method, users in todo.items():
-        n_chunks = max(1, min(len(users), 2 * cfg.workers))
-        for i in range(n_chunks):
-            if users[i::n_chunks]:
-                tasks.put((method, users[i::n_chunks]))
-    for _ in range(cfg.workers):
+    for lane in todo:
+        tasks.put(lane)
+    workers = world.cfg.workers
+    for _ in range(workers):
         tasks.put(None)
-    procs = [ctx.Process(target=_worker, args=(tasks, results, cfg, env_kwargs), daemon=True)
-             for _ in range(cfg.workers)]
+    procs = [ctx.Process(target=_worker, args=(world, lanes, tasks, results, os.getpid()), daemon=True)
+             for _ in range(workers)]
     for p in procs:
         p.start()
     alive = len(procs)
     try:
         while alive:
-            kind, payload = results.get()
-            if kind == "row":
-                yield payload
-            elif kind == "exit":
+            try:
+                kind, payload = results.get(timeout=2.0)
+            except queue.Empty:
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise RuntimeError(f"a worker process died (exit code {dead[0].exitcode}); finished sessions "
+                                       f"are checkpointed: continue with --resume") from None
+                continue
+            if kind == "exit":
                 alive -= 1
-            elif kind == "unavailable":
-                raise BackendUnavailableError(payload)
-            else:
+            elif kind == "fail":
                 raise RuntimeError(f"a worker failed:\n{payload}")
+            else:
+                handle(kind, payload)
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join(timeout=5)
-
-
-def _finished_lanes(path: Path, sessions: int) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
-    """Rows of an earlier run whose (method, user) lane finished every session, and those lanes."""
-    by_lane: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    if path.exists():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash: its lane reruns
-                by_lane.setdefault((row["method"], row["user_id"]), []).append(row)
-    done = {lane for lane, rows in by_lane.items() if len({r["session"] for r in rows}) >= sessions}
-    return [r for lane in sorted(done) for r in sorted(by_lane[lane], key=lambda r: r["session"])], done
-
-
-def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run the experiment described by ``cfg``; returns all session rows (also written to disk).
-
-    With ``cfg.workers > 1`` the (method, users) lanes run in worker processes; every session's row
-    is identical to a one-process run (only the order of the rows in the file differs). With
-    ``cfg.resume`` the finished lanes of the run in ``cfg.out`` are kept and the others run again
-    from their first session (their model calls come back from the response cache).
-
-    Raises:
-        BackendUnavailableError: a model server is down (before any work, from the health check, or
-            mid-run; finished sessions stay on disk and ``resume`` continues).
-    """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    env_kwargs = env_kwargs_of(cfg)
-    probe = MultiSessionCollabEnv(**env_kwargs)
-    users = [p.user_id for p in probe.profiles]
-    agents = {m: make_agent(m, **_agent_kwargs(m, cfg, probe)) for m in cfg.methods}  # bad names fail before any work
-    backends = backends_of(probe)
-    for m, a in agents.items():
-        backends.update({f"{role} ({m})": b for role, b in backends_of(probe, a).items() if role == "agent"})
-    health_check(backends)
-    path = out / "sessions.jsonl"
-    kept, done = _finished_lanes(path, cfg.sessions) if cfg.resume else ([], set())
-    todo = {m: [u for u in users if (m, u) not in done] for m in cfg.methods}
-    todo = {m: us for m, us in todo.items() if us}
-    meta_path = out / "metadata.json"
-    meta = {"config": dataclasses.asdict(cfg), "version": __version__, "python": platform.python_version(),
-            "users": len(users), "simulated": cfg.agent_model.startswith("scripted"),
-            "cache": cache_dir(cfg), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if cfg.resume and meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        meta["started"] = old.get("started", meta["started"])
-        meta["resumed"] = [*old.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
-    meta_path.write_text(json.dumps(meta, indent=2))
-    rows: list[dict[str, Any]] = list(kept)
-    total = len(cfg.methods) * len(users) * cfg.sessions
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=len(kept), unit="session", desc="msc run", leave=False)
-    if cfg.workers > 1:
-        source = _parallel_rows(cfg, env_kwargs, todo)
-    else:
-        source = (row for m, us in todo.items() for row in _lane_rows(cfg, env_kwargs, m, us, agent=agents[m]))
-    tmp = path.with_suffix(".jsonl.tmp")
-    if cfg.resume:  # rewrite the file with the finished lanes only, atomically
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        tmp.replace(path)
-    try:
-        with open(path, "a" if cfg.resume else "w", encoding="utf-8") as f:
-            for row in source:
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                rows.append(row)
-                if on_row:
-                    on_row(row)
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    meta["errors"] = sum(1 for r in rows if r["status"] != "ok")
-    meta["llm"] = llm_totals(rows)
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return rows
 
 
 def llm_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:

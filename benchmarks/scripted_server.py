@@ -88,11 +88,14 @@ class ScriptedServer:
         faults: a :class:`Faults`.
         api_key: when set, requests without ``Authorization: Bearer <api_key>`` get 401.
         model_name: the name ``/v1/models`` lists (any name is accepted in requests).
+        die_after: the server dies (drops the connection, then stops listening) at this many chat
+            requests, as a crashed server would; None: never.
     """
 
     def __init__(self, port: int = 0, faults: Faults | None = None, api_key: str | None = None,
-                 model_name: str = "scripted"):
+                 model_name: str = "scripted", die_after: int | None = None):
         self.faults = faults or Faults()
+        self.die_after = die_after
         self.model_name = model_name
         self._key_hash = _hash(api_key) if api_key else None
         self.backend = ScriptedBackend()
@@ -294,6 +297,10 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         def _chat(self, body: dict[str, Any]) -> None:
             purpose = self.headers.get("X-MSC-Purpose", "reply")
             server.count("chat")
+            if server.die_after is not None and server.counts["chat"] >= server.die_after:
+                self.close_connection = True  # no answer: the connection just drops
+                threading.Thread(target=server.stop, daemon=True).start()
+                return
             f = server.faults
             fault = f.draw()
             if f.latency:

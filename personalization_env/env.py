@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -22,6 +23,13 @@ from personalization_env.users import UserSession, UserTurn, make_user_simulator
 logger = logging.getLogger(__name__)
 
 MAX_SESSIONS = 1_000_000
+ENV_ID = "MultiSessionCollab-v0"
+
+
+@functools.lru_cache(maxsize=32)
+def _task_set(names: tuple[str, ...], n: int, data_dir: str | None) -> tuple[Task, ...]:
+    """The tasks of ``names`` (generated or read once per process: a run builds an env per lane)."""
+    return tuple(t for d in names for t in load_tasks(d, n=n, data_dir=data_dir))
 
 
 @dataclass
@@ -141,7 +149,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         if not names:
             raise ValueError(f"datasets must name at least one dataset, got {datasets!r}")
         self.datasets = names
-        self.tasks: list[Task] = [t for d in names for t in load_tasks(d, n=tasks_per_dataset, data_dir=data_dir)]
+        self.tasks: list[Task] = list(_task_set(tuple(names), tasks_per_dataset, None if data_dir is None else str(data_dir)))
         self.simulator = make_user_simulator(user_simulator)
         self.classifier = make_classifier(feedback)
         self.answer_judge = None
@@ -200,6 +208,30 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         self._rec.turns.append(first)
         self._rec.transcript.append(("user", first.message))
         return self._obs(), self._info(first)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The lifetime state of every user (what decides their next sessions), to :meth:`restore` later.
+
+        It holds the lifetime seed, each user's count of started sessions and the current user; a
+        session in progress is not part of it (restore, then ``reset()`` starts the next session).
+        """
+        return {"lifetime_seed": self._lifetime_seed, "sessions_done": list(self._sessions_done),
+                "current": self._current, "user_ids": [p.user_id for p in self.profiles]}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Go back to a :meth:`snapshot` of this env (same users); the next ``reset()`` (without a
+        seed) starts the session the snapshot was taken before."""
+        ids = [p.user_id for p in self.profiles]
+        if list(snapshot.get("user_ids", ids)) != ids:
+            raise ValueError("this snapshot was taken of an env with other users; restore it into an env made "
+                             "with the same profiles")
+        done = [int(x) for x in snapshot["sessions_done"]]
+        if len(done) != len(ids) or min(done, default=0) < 0:
+            raise ValueError(f"snapshot sessions_done must hold one count >= 0 per user ({len(ids)}), got {done!r:.80}")
+        self._lifetime_seed = None if snapshot["lifetime_seed"] is None else int(snapshot["lifetime_seed"])
+        self._sessions_done = done
+        self._current = int(snapshot["current"])
+        self._rec = None
 
     def step(self, action: str) -> tuple[dict, float, bool, bool, dict]:
         rec = self._begin_step(action)

@@ -9,8 +9,11 @@ the tag, the scripted backend dispatches on it.
 from __future__ import annotations
 
 import abc
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from personalization_env.naming import did_you_mean
 from personalization_env.types import Message
@@ -66,6 +69,82 @@ class BackendUnavailableError(RuntimeError):
     not record the session as a failure of the method."""
 
 
+class DeadlineExceeded(TimeoutError):
+    """The time limit of the running session (see :func:`call_context`) ran out at a model call."""
+
+
+# ---- per-lane accounting and time limits ------------------------------------------------------------
+# Backends are shared by many lanes (threads) of a run; what one lane's calls cost is collected in the
+# UsageMeter of the thread's call context, and a session's time limit travels the same way.
+_COUNT_LOCK = threading.Lock()  # guards the counters of every backend (short critical sections)
+_local = threading.local()
+T = TypeVar("T")
+
+
+def _zero_counts() -> dict[str, Any]:
+    return {"calls": 0, "tokens": 0, "latency_s": 0.0, "retries": 0, "repairs": 0, "cache_hits": 0, "faults": {}}
+
+
+class UsageMeter:
+    """The model calls made under one :func:`call_context`, per backend: calls, tokens, latency,
+    retries, JSON repairs, cache hits and faults by kind (a cache wrapper and the backend it wraps
+    count as one)."""
+
+    def __init__(self) -> None:
+        self._by_backend: dict[int, dict[str, Any]] = {}
+
+    def _entry(self, backend: "ChatBackend") -> dict[str, Any]:
+        return self._by_backend.setdefault(id(backend), _zero_counts())
+
+    def counts(self, backend: "ChatBackend") -> dict[str, Any]:
+        """A copy of what was counted for ``backend`` (zeros when it was not called)."""
+        e = self._by_backend.get(id(backend)) or _zero_counts()
+        return {**e, "latency_s": round(e["latency_s"], 4), "faults": dict(e["faults"])}
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the calls of a thread are accounted to (``meter``) and bounded by (``deadline``, a
+    :func:`time.monotonic` instant)."""
+
+    meter: UsageMeter | None = None
+    deadline: float | None = None
+
+
+def current_context() -> CallContext:
+    """The calling thread's :class:`CallContext` (empty outside :func:`call_context`)."""
+    return getattr(_local, "ctx", None) or CallContext()
+
+
+@contextmanager
+def call_context(meter: UsageMeter | None = None, time_limit: float | None = None) -> Iterator[CallContext]:
+    """Account the model calls of this block to ``meter`` and stop them ``time_limit`` seconds from now
+    (:class:`DeadlineExceeded` at the next call that starts, or waits, past it)."""
+    ctx = CallContext(meter, None if time_limit is None else time.monotonic() + float(time_limit))
+    prev = getattr(_local, "ctx", None)
+    _local.ctx = ctx
+    try:
+        yield ctx
+    finally:
+        _local.ctx = prev
+
+
+def in_context(ctx: CallContext, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` under ``ctx`` (for helper threads that answer one caller's batch)."""
+    prev = getattr(_local, "ctx", None)
+    _local.ctx = ctx
+    try:
+        return fn(*args)
+    finally:
+        _local.ctx = prev
+
+
+def remaining_time() -> float | None:
+    """Seconds left before the calling thread's deadline (None: no limit)."""
+    deadline = current_context().deadline
+    return None if deadline is None else deadline - time.monotonic()
+
+
 class ChatBackend(abc.ABC):
     """A model that answers batches of chat requests.
 
@@ -75,6 +154,8 @@ class ChatBackend(abc.ABC):
     """
 
     name: str = "backend"
+    #: the backend whose meter entry this one's counters go to (a cache wrapper sets itself)
+    account_to: "ChatBackend | None" = None
 
     def __init__(self) -> None:
         self.usage: dict[str, dict[str, float]] = {}
@@ -96,14 +177,48 @@ class ChatBackend(abc.ABC):
         out = self._generate(requests)
         if len(out) != len(requests):
             raise RuntimeError(f"{type(self).__name__} returned {len(out)} responses for {len(requests)} requests")
-        for r, o in zip(requests, out):
-            u = self.usage.setdefault(r.purpose, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                                  "latency_s": 0.0})
-            u["calls"] += 1
-            u["prompt_tokens"] += o.prompt_tokens
-            u["completion_tokens"] += o.completion_tokens
-            u["latency_s"] = u.get("latency_s", 0.0) + float(o.meta.get("latency_s", 0.0))
+        meter = current_context().meter if self.account_to is None else None
+        with _COUNT_LOCK:
+            m = meter._entry(self) if meter is not None else None
+            for r, o in zip(requests, out):
+                u = self.usage.setdefault(r.purpose, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                                      "latency_s": 0.0})
+                latency = float(o.meta.get("latency_s", 0.0))
+                u["calls"] += 1
+                u["prompt_tokens"] += o.prompt_tokens
+                u["completion_tokens"] += o.completion_tokens
+                u["latency_s"] = u.get("latency_s", 0.0) + latency
+                if m is not None:
+                    m["calls"] += 1
+                    m["tokens"] += o.prompt_tokens + o.completion_tokens
+                    m["latency_s"] += latency
         return out
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to ``"retries"`` or ``"repairs"`` (in ``stats``) or to ``"cache_hits"``; the running
+        lane's meter gets the same."""
+        if key not in ("retries", "repairs", "cache_hits"):
+            raise ValueError(f"unknown counter {key!r}; expected retries, repairs or cache_hits")
+        self._count(key, None, n)
+
+    def count_fault(self, kind: str) -> None:
+        """Count one fault of ``kind`` (``"429"``, ``"timeout"``, ...) in ``stats["faults"]`` and the lane's meter."""
+        self._count("faults", kind, 1)
+
+    def _count(self, key: str, fault: str | None, n: int) -> None:
+        meter = current_context().meter
+        with _COUNT_LOCK:
+            if fault is not None:
+                faults = self.stats.setdefault("faults", {})
+                faults[fault] = faults.get(fault, 0) + n
+            elif key != "cache_hits":
+                self.stats[key] = self.stats.get(key, 0) + n
+            if meter is not None:
+                m = meter._entry(self.account_to or self)
+                if fault is not None:
+                    m["faults"][fault] = m["faults"].get(fault, 0) + n
+                else:
+                    m[key] += n
 
     def complete(self, messages: Sequence[Message], **kw: Any) -> str:
         """Convenience: one request, text only."""

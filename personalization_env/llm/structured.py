@@ -133,9 +133,7 @@ def generate_json(backend: ChatBackend, requests: Sequence[ChatRequest], schema:
                 r = replace(r, messages=(*r.messages, fix), seed=seed)
             batch.append(r)
         if attempt:
-            stats = getattr(backend, "stats", None)
-            if isinstance(stats, dict):
-                stats["repairs"] = stats.get("repairs", 0) + len(todo)
+            backend.count("repairs", len(todo))
         replies = backend.generate(batch)
         left = []
         for i, resp in zip(todo, replies):

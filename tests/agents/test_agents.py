@@ -51,9 +51,9 @@ def test_agents_never_see_oracle_info():
     assert "oracle" not in seen[0]
 
 
-def test_oracle_needs_far_less_effort_than_vanilla():
+def test_oracle_needs_far_less_effort_than_vanilla(tmp_path):
     from benchmarks.run import RunConfig, run
 
-    rows = run(RunConfig(n_users=15, sessions=2, out="/tmp/msc-test-run", progress=False))
+    rows = run(RunConfig(n_users=15, sessions=2, out=str(tmp_path / "r"), progress=False))
     eff = {m: sum(r["user_effort"] for r in rows if r["method"] == m) / 30 for m in ("vanilla", "oracle")}
     assert eff["oracle"] < 0.5 * eff["vanilla"], eff

@@ -92,19 +92,12 @@ def test_server_down_stops_with_one_line_then_resumes_and_replays(tmp_path, caps
     finally:
         ref_srv.stop()
 
-    # the server dies mid-run: finished sessions stay, the interrupted one is not recorded
-    srv = ScriptedServer(port=port).start()
-    seen = []
-
-    def kill_after_three(row):
-        seen.append(row)
-        if len(seen) == 3:
-            srv.stop()
-
+    # the server dies mid-run: finished sessions stay, the interrupted ones are not recorded
+    srv = ScriptedServer(port=port, die_after=60).start()
     with pytest.raises(BackendUnavailableError):
-        run(cfg(url, out), on_row=kill_after_three)
+        run(cfg(url, out))
     partial = [json.loads(x) for x in (out / "sessions.jsonl").read_text().splitlines()]
-    assert len(partial) == 3 and all(r["status"] == "ok" for r in partial)
+    assert 1 <= len(partial) < 12 and all(r["status"] == "ok" for r in partial)
 
     srv = ScriptedServer(port=port).start()
     try:

@@ -1,0 +1,248 @@
+"""Lanes: a (method, user) pair running its sessions in order, many lanes at once in one process.
+
+A lane's sessions run one after another (the agent's memory of the user depends on their order);
+lanes are independent, so a process runs up to ``lanes`` of them at once, each on its own thread.
+While a lane waits for a model reply it holds no CPU, so with model servers in the loop the servers
+see one request in flight per busy lane (up to each backend's ``max_concurrency``), and no lane
+waits for another: there is no batch barrier and no lock-step. The CPU-bound embedded world gains
+nothing from threads (one core runs Python at a time); it scales with worker processes instead,
+and both combine (``workers`` processes x ``lanes`` threads).
+
+Every lane builds its own env and agent (one user each), sharing what is read-only or built for
+sharing: the profiles and tasks, the user simulator, the feedback classifier and the model backends.
+Results are therefore identical whatever the number of lanes or workers.
+
+After each finished session the lane saves its checkpoint (:mod:`benchmarks.checkpoint`), then
+reports the row. A session that fails (an exception, or its time limit) is reported as a
+``status="error"`` row with the reason, and its lane stops there: the agent's memory after a
+broken session is not trusted, and ``--resume`` retries the lane from its last checkpoint. A
+session wedged in code that never returns (no model call to stop it at) is given up after its time
+limit plus a grace period: its row is reported, its thread is abandoned, and another thread takes
+its place.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from agents.base import Agent
+from benchmarks import checkpoint
+from benchmarks.checkpoint import LaneCheckpoint
+from personalization_env.env import MultiSessionCollabEnv
+from personalization_env.llm.base import BackendUnavailableError, ChatBackend, UsageMeter, call_context
+
+logger = logging.getLogger(__name__)
+
+#: extra seconds past a session's time limit before its thread is given up as wedged
+WEDGE_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One (method, user) pair; ``resume_from`` continues after the sessions of a checkpoint."""
+
+    method: str
+    user_id: str
+    resume_from: LaneCheckpoint | None = None
+
+
+def backends_of(env: MultiSessionCollabEnv, agent: Agent | None = None) -> dict[str, ChatBackend]:
+    """The model backends a lane uses, by role (for health checks and per-session accounting)."""
+    out: dict[str, ChatBackend] = {}
+    for role, owner in (("agent", agent), ("user", env.simulator), ("judge", env.classifier)):
+        b = getattr(owner, "backend", None)
+        if isinstance(b, ChatBackend) and b.name != "scripted":
+            out[role] = b
+    return out
+
+
+def run_session(env: MultiSessionCollabEnv, agent: Agent, user_id: str, session: int, *,
+                seed: int | None = None, time_limit: float | None = None) -> dict[str, Any]:
+    """Run the user's next session; returns its row (``status`` ``"ok"`` or ``"error"`` with the reason).
+
+    Args:
+        env: the lane's env (``seed`` starts a fresh lifetime with this session).
+        agent: the lane's agent.
+        user_id: the user.
+        session: the session's index (for the row when the session fails before it starts).
+        seed: seed of a fresh lifetime (the lane's first session), else None.
+        time_limit: seconds the session may take (model calls stop with ``DeadlineExceeded`` past it).
+
+    Raises:
+        BackendUnavailableError: a model server is down (the run stops; the session is not recorded).
+    """
+    t0 = time.perf_counter()
+    meter = UsageMeter()
+    row: dict[str, Any] = {"user_id": user_id, "session": session}
+    backends = backends_of(env, agent)
+    try:
+        with call_context(meter, time_limit):
+            obs, info = env.reset(seed=seed, options={"user_id": user_id})
+            row.update(session=info["session"], task_id=info["task_id"], dataset=info["dataset"])
+            ret, labels = 0.0, []
+            while True:
+                reply = agent.act(obs)
+                obs, reward, terminated, truncated, info = env.step(reply)
+                agent.observe(obs, reward, terminated, truncated, info)
+                ret += reward
+                labels.append(info["oracle"]["label"])
+                if terminated or truncated:
+                    break
+        row.update(status="ok", **info["metrics"], **{"return": ret, "labels": labels})
+        stats = agent.session_stats(user_id)
+        if stats:
+            row["agent_stats"] = stats
+        if "sim_checker" in info:
+            row["sim_checker"] = info["sim_checker"]
+    except BackendUnavailableError:
+        agent.end_session(user_id)
+        raise
+    except Exception as e:  # noqa: BLE001 - a failed session is recorded with its reason, never lost
+        logger.warning("session failed: user %s session %s: %s: %s", user_id, session, type(e).__name__, e)
+        row.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
+        agent.end_session(user_id)
+    if backends:
+        row["llm"] = {role: meter.counts(b) for role, b in backends.items()}
+    row["seconds"] = round(time.perf_counter() - t0, 4)
+    return row
+
+
+class LanePool:
+    """Runs lanes on up to ``threads`` threads of this process (see module docstring).
+
+    Args:
+        make_env: builds a lane's env.
+        make_agent: builds a lane's agent from the method name.
+        out: the run folder (checkpoints go under it).
+        sessions: sessions per lane.
+        seed: the world's seed (a lane's first session starts a fresh lifetime with it).
+        threads: lanes in flight at once.
+        session_timeout: seconds a session may take (None: no limit).
+    """
+
+    def __init__(self, make_env: Callable[[], MultiSessionCollabEnv], make_agent: Callable[[str], Agent], out: Path,
+                 sessions: int, seed: int, threads: int = 1, session_timeout: float | None = None):
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        self.make_env, self.make_agent, self.out = make_env, make_agent, Path(out)
+        self.sessions, self.seed, self.threads, self.session_timeout = sessions, seed, threads, session_timeout
+        self.stop = threading.Event()
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[Lane, int, float]] = {}  # thread serial -> (lane, session, start)
+        self._abandoned: set[tuple[str, str]] = set()
+        self._serials = 0
+
+    # ---- lane threads ------------------------------------------------------------------------------
+    def _run_lane(self, lane: Lane, serial: int) -> None:
+        env, agent = self.make_env(), self.make_agent(lane.method)
+        rows: list[dict[str, Any]] = []
+        if lane.resume_from is not None:
+            agent.load_state_dict(lane.resume_from.agent)
+            env.restore(lane.resume_from.env)
+            rows = list(lane.resume_from.rows)
+        key = (lane.method, lane.user_id)
+        for s in range(len(rows), self.sessions):
+            if self.stop.is_set():
+                return
+            with self._lock:
+                self._running[serial] = (lane, s, time.monotonic())
+            row = {"method": lane.method, **run_session(env, agent, lane.user_id, s,
+                                                        seed=self.seed if s == 0 else None,
+                                                        time_limit=self.session_timeout)}
+            with self._lock:  # a wedged lane given up by the watchdog must not write anything more
+                self._running.pop(serial, None)
+                if key in self._abandoned or self.stop.is_set():
+                    return
+                if row["status"] == "ok":
+                    rows.append(row)
+                    checkpoint.save(self.out, LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(),
+                                                             env.snapshot()))
+            self._events.put(("row", row))
+            if row["status"] != "ok":
+                return  # the lane stops at its first failed session (see module docstring)
+
+    def _thread(self, serial: int, next_lane: Callable[[], Lane | None]) -> None:
+        try:
+            while not self.stop.is_set():
+                lane = next_lane()
+                if lane is None:
+                    break
+                try:
+                    self._run_lane(lane, serial)
+                except BackendUnavailableError as e:
+                    self._events.put(("unavailable", str(e)))
+                    return
+                except Exception as e:  # noqa: BLE001 - the lane could not be built or restored
+                    logger.exception("lane %s/%s failed outside a session", lane.method, lane.user_id)
+                    s = lane.resume_from.sessions_done if lane.resume_from else 0
+                    self._events.put(("row", {"method": lane.method, "user_id": lane.user_id, "session": s,
+                                              "status": "error", "error": f"{type(e).__name__}: {e}",
+                                              "traceback": traceback.format_exc(limit=5), "seconds": 0.0}))
+        finally:
+            self._events.put(("done", serial))
+
+    def _start_thread(self, next_lane: Callable[[], Lane | None]) -> int:
+        self._serials += 1
+        threading.Thread(target=self._thread, args=(self._serials, next_lane), name=f"msc-lane-{self._serials}",
+                         daemon=True).start()
+        return self._serials
+
+    # ---- the caller's thread -----------------------------------------------------------------------
+    def _wedged(self) -> list[tuple[int, Lane, int, float]]:
+        if self.session_timeout is None:
+            return []
+        limit = self.session_timeout + WEDGE_GRACE_S
+        now = time.monotonic()
+        with self._lock:
+            out = [(n, lane, s, now - t0) for n, (lane, s, t0) in self._running.items() if now - t0 > limit]
+            for n, lane, _, _ in out:
+                self._running.pop(n, None)
+                self._abandoned.add((lane.method, lane.user_id))
+        return out
+
+    def run(self, next_lane: Callable[[], Lane | None], handle: Callable[[str, Any], None]) -> None:
+        """Run lanes from ``next_lane`` (thread-safe; None when there are no more) until all are done.
+
+        ``handle(kind, payload)`` is called on this thread for every ``("row", row)`` and for
+        ``("unavailable", message)`` (a model server is down: the pool stops starting sessions; the
+        caller decides whether to raise).
+        """
+        live = {self._start_thread(next_lane) for _ in range(self.threads)}
+        try:
+            while live:
+                try:
+                    kind, payload = self._events.get(timeout=1.0)
+                except queue.Empty:
+                    kind, payload = "tick", None
+                if kind == "done":
+                    live.discard(payload)
+                elif kind == "unavailable":
+                    self._halt()
+                    handle(kind, payload)
+                elif kind == "row":
+                    handle(kind, payload)
+                for serial, lane, s, age in self._wedged():
+                    live.discard(serial)
+                    logger.error("lane %s/%s session %d gave no sign of life for %.0f s; giving it up", lane.method,
+                                 lane.user_id, s, age)
+                    handle("row", {"method": lane.method, "user_id": lane.user_id, "session": s, "status": "error",
+                                   "error": f"WedgedSession: no progress {age:.0f} s into the session (time limit "
+                                            f"{self.session_timeout:g} s); the thread was given up", "seconds": age})
+                    if not self.stop.is_set():
+                        live.add(self._start_thread(next_lane))
+        finally:
+            self._halt()
+
+    def _halt(self) -> None:
+        """Stop the lanes; once this returns no lane thread writes a checkpoint or reports a row."""
+        self.stop.set()
+        with self._lock:  # waits for a checkpoint being written
+            pass
