@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from agents.base import Agent
 from benchmarks import checkpoint
@@ -42,6 +44,26 @@ logger = logging.getLogger(__name__)
 
 #: extra seconds past a session's time limit before its thread is given up as wedged
 WEDGE_GRACE_S = 30.0
+
+
+@contextmanager
+def single_threaded_math() -> Iterator[None]:
+    """One thread for BLAS, OpenMP (FAISS) and torch inside the block: lanes and worker processes
+    already keep the cores busy, and math libraries starting threads of their own on top only fight
+    over them (small matrices, many callers). It also makes floating-point results independent of
+    how a run is spread out: a torch reduction over two threads can differ from one in the last bit."""
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(1):
+        if torch is not None:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if torch is not None and before is not None:
+                torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,10 @@ class LanePool:
         ``("unavailable", message)`` (a model server is down: the pool stops starting sessions; the
         caller decides whether to raise).
         """
+        with single_threaded_math():  # also with one lane: the rows must not depend on the thread counts
+            self._run(next_lane, handle)
+
+    def _run(self, next_lane: Callable[[], Lane | None], handle: Callable[[str, Any], None]) -> None:
         live = {self._start_thread(next_lane) for _ in range(self.threads)}
         try:
             while live:

@@ -432,12 +432,8 @@ def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in worker 
 
 
 def _worker(world: World, lanes: int, tasks: Any, results: Any, parent: int) -> None:  # pragma: no cover
-    import sys
-
     _die_with_parent(parent)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # for OpenMP runtimes first loaded in this process
     lock, done = threading.Lock(), [False]
 
     def next_lane() -> Lane | None:

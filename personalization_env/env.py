@@ -179,6 +179,13 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
 
     # ---- gym API -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        u, s, task, rng = self._begin_reset(seed, options)
+        session, first = self.simulator.start(self.profiles[u], task, rng)
+        return self._finish_reset(u, s, task, session, first)
+
+    def _begin_reset(self, seed: int | None,
+                     options: dict[str, Any] | None) -> tuple[int, int, Task, np.random.Generator]:
+        """Pick the user and task of the next session (the simulator opens it; see :meth:`reset`)."""
         super().reset(seed=seed)
         if seed is not None or self._lifetime_seed is None:
             self._lifetime_seed = int(self.np_random.integers(2**62))
@@ -203,7 +210,11 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         self._sessions_done[u] += 1
         rng = np.random.default_rng([self._lifetime_seed, u, s])
         task = self.tasks[int(rng.integers(len(self.tasks)))]
-        session, first = self.simulator.start(self.profiles[u], task, rng)
+        self._rec = None
+        return u, s, task, rng
+
+    def _finish_reset(self, u: int, s: int, task: Task, session: UserSession, first: UserTurn) -> tuple[dict, dict]:
+        """Record the session the simulator opened and its first message (the result of :meth:`reset`)."""
         self._rec = SessionRecord(user_index=u, session=s, task=task, user=session)
         self._rec.turns.append(first)
         self._rec.transcript.append(("user", first.message))
@@ -254,13 +265,15 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         rec.transcript.append(("assistant", action))
         return rec
 
-    def _finish_step(self, action: str, turn: UserTurn) -> tuple[dict, float, bool, bool, dict]:
-        """Record the user's reaction ``turn`` to ``action`` and build the step result."""
+    def _finish_step(self, action: str, turn: UserTurn, label: str | None = None) -> tuple[dict, float, bool, bool, dict]:
+        """Record the user's reaction ``turn`` to ``action`` and build the step result (``label``: the
+        classifier's label of ``turn``, when the caller already has it)."""
         rec = self._rec
         assert rec is not None
         rec.turns.append(turn)
         rec.transcript.append(("user", turn.message))
-        label = self.classifier.classify(turn.message, {"oracle_label": turn.label, "previous_reply": action})
+        if label is None:
+            label = self.classifier.classify(turn.message, self.label_context(action, turn))
         terms = {"feedback": reward_of(label, self.rewards), "task_success": 0.0}
         terminated = turn.done
         truncated = not terminated and rec.user_turns >= self.max_turns
@@ -278,6 +291,12 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
             print(self.render_turn(len(rec.transcript) - 2))
             print(self.render_turn(len(rec.transcript) - 1))
         return self._obs(), float(sum(terms.values())), terminated, truncated, info
+
+    @staticmethod
+    def label_context(action: str, turn: UserTurn) -> dict[str, Any]:
+        """What the feedback classifier is told about the user's message ``turn`` (the oracle classifier
+        reads the simulator's own label; the others, the reply it answers)."""
+        return {"oracle_label": turn.label, "previous_reply": action}
 
     def render(self) -> str | None:
         """The session transcript as text (``ansi``), or printed (``human``)."""

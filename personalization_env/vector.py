@@ -1,8 +1,11 @@
 """Vector form: ``gym.make_vec("MultiSessionCollab-v0", num_envs=N)``.
 
 Each sub-env serves one user (sub-env ``i`` starts with user ``i mod n_users``) and runs that
-user's sessions one after another. The user simulator's reactions of all sub-envs are computed with
-one ``respond_batch`` call per step, so an LLM simulator makes one batched request per step, not N.
+user's sessions one after another. The model calls of all sub-envs go together: the user
+simulator opens the sessions of a reset with one ``start_batch`` and reacts to a step's replies with
+one ``respond_batch``, and the feedback classifier labels them with one ``classify_batch``, so with a
+model-backed simulator or judge the N requests of a step are in flight at once (up to the backend's
+``max_concurrency``), not sent one by one.
 
 Autoreset mode is ``NEXT_STEP``: the step after a session ends ignores that sub-env's action and
 returns the first message of the user's next session (reward 0).
@@ -46,18 +49,34 @@ class MultiSessionCollabVectorEnv(VectorEnv):
 
     @staticmethod
     def _clone(first: MultiSessionCollabEnv, kwargs: dict[str, Any]) -> MultiSessionCollabEnv:
-        return MultiSessionCollabEnv(**{**kwargs, "profiles": first.profiles, "n_users": None})
+        # one simulator, classifier and answer judge (and so one set of model backends) for all sub-envs
+        return MultiSessionCollabEnv(**{**kwargs, "profiles": first.profiles, "n_users": None,
+                                        "user_simulator": first.simulator, "feedback": first.classifier,
+                                        "answer_judge": first.answer_judge})
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         seeds = seed if isinstance(seed, list) else [None if seed is None else seed + i for i in range(self.num_envs)]
         n_users = len(self.envs[0].profiles)
-        obs, infos = [], {}
-        for i, env in enumerate(self.envs):
-            o, info = env.reset(seed=seeds[i], options=options or {"user_index": i % n_users})
-            obs.append(o)
-            infos = self._add_info(infos, info, i)
+        opened = self._reset_all({i: (seeds[i], options or {"user_index": i % n_users}) for i in range(self.num_envs)})
+        infos: dict[str, Any] = {}
+        for i in range(self.num_envs):
+            infos = self._add_info(infos, opened[i][1], i)
         self._autoreset[:] = False
-        return self._batch(obs), infos
+        return self._batch([o for o, _ in opened]), infos
+
+    def _reset_all(self, which: dict[int, tuple[int | None, dict[str, Any] | None]]) -> list[Any]:
+        """Reset the sub-envs ``which`` (index -> (seed, options)) with one batched simulator call;
+        returns (obs, info) at those indices."""
+        out: list[Any] = [None] * self.num_envs
+        begun = {i: self.envs[i]._begin_reset(seed, opts) for i, (seed, opts) in which.items()}
+        if begun:
+            env0 = self.envs[0]
+            opened = env0.simulator.start_batch([env0.profiles[u] for u, _, _, _ in begun.values()],
+                                                [task for _, _, task, _ in begun.values()],
+                                                [rng for _, _, _, rng in begun.values()])
+            for (i, (u, s, task, _)), (session, first) in zip(begun.items(), opened):
+                out[i] = self.envs[i]._finish_reset(u, s, task, session, first)
+        return out
 
     def step(self, actions):
         actions = list(actions)
@@ -66,15 +85,19 @@ class MultiSessionCollabVectorEnv(VectorEnv):
         results: list[Any] = [None] * self.num_envs
         live = [i for i in range(self.num_envs) if not self._autoreset[i]]
         recs = [self.envs[i]._begin_step(actions[i]) for i in live]
-        turns = self.envs[0].simulator.respond_batch([r.user for r in recs], [actions[i] for i in live]) if live else []
-        for i, turn in zip(live, turns):
-            results[i] = self.envs[i]._finish_step(actions[i], turn)
+        env0 = self.envs[0]
+        turns = env0.simulator.respond_batch([r.user for r in recs], [actions[i] for i in live]) if live else []
+        labels = env0.classifier.classify_batch([t.message for t in turns],
+                                                [env0.label_context(actions[i], t) for i, t in zip(live, turns)])
+        for i, turn, label in zip(live, turns, labels):
+            results[i] = self.envs[i]._finish_step(actions[i], turn, label)
+        reopened = self._reset_all({i: (None, None) for i in range(self.num_envs) if results[i] is None})
         infos: dict[str, Any] = {}
         obs, rew = [], np.zeros(self.num_envs)
         term, trunc = np.zeros(self.num_envs, dtype=bool), np.zeros(self.num_envs, dtype=bool)
-        for i, env in enumerate(self.envs):
+        for i in range(self.num_envs):
             if results[i] is None:  # autoreset: next session of the same user
-                o, info = env.reset()
+                o, info = reopened[i]
             else:
                 o, rew[i], term[i], trunc[i], info = results[i]
             obs.append(o)

@@ -68,8 +68,8 @@ class LLMJudgeClassifier(FeedbackClassifier):
 
     def classify_batch(self, messages: Sequence[str], contexts: Sequence[Mapping[str, Any] | None] | None = None) -> list[str]:
         contexts = contexts if contexts is not None else [None] * len(messages)
-        reqs = [judge_request(str((c or {}).get("previous_reply", "")), m, seed=i) for i, (m, c) in
-                enumerate(zip(messages, contexts))]
+        # one seed for every message: a judgement must not depend on the message's place in a batch
+        reqs = [judge_request(str((c or {}).get("previous_reply", "")), m, seed=0) for m, c in zip(messages, contexts)]
         outs = generate_json(self.backend, reqs, JUDGE_SCHEMA, self.max_repairs)
         self.confidences += [float(o.get("confidence", 1.0)) for o in outs]
         return [str(o["label"]) for o in outs]

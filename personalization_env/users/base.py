@@ -57,6 +57,11 @@ class UserSimulator(abc.ABC):
     def start(self, profile: Profile, task: Task, rng: np.random.Generator) -> tuple[UserSession, UserTurn]:
         """Open a session: returns the session and the user's first message."""
 
+    def start_batch(self, profiles: Sequence[Profile], tasks: Sequence[Task],
+                    rngs: Sequence[np.random.Generator]) -> list[tuple[UserSession, UserTurn]]:
+        """Open several sessions at once (LLM simulators send their opening requests together)."""
+        return [self.start(p, t, g) for p, t, g in zip(profiles, tasks, rngs)]
+
     def respond_batch(self, sessions: Sequence[UserSession], replies: Sequence[str]) -> list[UserTurn]:
         """React to several replies at once (LLM simulators batch this into one model call)."""
         return [s.respond(r) for s, r in zip(sessions, replies)]

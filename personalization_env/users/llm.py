@@ -192,10 +192,15 @@ class LLMUserSimulator(UserSimulator):
         self.stats = _Stats()
 
     def start(self, profile: Profile, task: Task, rng: np.random.Generator) -> tuple[UserSession, UserTurn]:
-        session = LLMUserSession(self, profile, task, int(rng.integers(2**31)))
-        out = generate_json(self.backend, [session.request(None)], USER_TURN_SCHEMA, self.max_repairs)[0]
-        out = {**out, "enforced_preferences": [], "done": False, "draft_answer": None}  # an opening decides nothing
-        return session, session.accept(None, out)
+        return self.start_batch([profile], [task], [rng])[0]
+
+    def start_batch(self, profiles: Sequence[Profile], tasks: Sequence[Task],
+                    rngs: Sequence[np.random.Generator]) -> list[tuple[UserSession, UserTurn]]:
+        sessions = [LLMUserSession(self, p, t, int(g.integers(2**31))) for p, t, g in zip(profiles, tasks, rngs)]
+        outs = generate_json(self.backend, [s.request(None) for s in sessions], USER_TURN_SCHEMA, self.max_repairs)
+        # an opening decides nothing
+        return [(s, s.accept(None, {**o, "enforced_preferences": [], "done": False, "draft_answer": None}))
+                for s, o in zip(sessions, outs)]
 
     def respond_batch(self, sessions: Sequence[UserSession], replies: Sequence[str]) -> list[UserTurn]:
         for s in sessions:
@@ -267,9 +272,13 @@ class HybridUserSimulator(UserSimulator):
         return new
 
     def start(self, profile: Profile, task: Task, rng: np.random.Generator) -> tuple[UserSession, UserTurn]:
-        rule_session, first = self.rule.start(profile, task, rng)
-        session = HybridUserSession(self, rule_session)
-        return session, self._rewrite([session], [first])[0]
+        return self.start_batch([profile], [task], [rng])[0]
+
+    def start_batch(self, profiles: Sequence[Profile], tasks: Sequence[Task],
+                    rngs: Sequence[np.random.Generator]) -> list[tuple[UserSession, UserTurn]]:
+        opened = [self.rule.start(p, t, g) for p, t, g in zip(profiles, tasks, rngs)]
+        sessions = [HybridUserSession(self, rule_session) for rule_session, _ in opened]
+        return list(zip(sessions, self._rewrite(sessions, [first for _, first in opened])))
 
     def respond_batch(self, sessions: Sequence[UserSession], replies: Sequence[str]) -> list[UserTurn]:
         hs = []
