@@ -179,6 +179,10 @@ class LanePool:
             row = {"method": lane.method, **run_session(env, agent, lane.user_id, s,
                                                         seed=self.seed if s == 0 else None,
                                                         time_limit=self.session_timeout)}
+            if row["status"] == "ok":  # the session's cached replies reach the disk before its checkpoint
+                for b in backends_of(env, agent).values():
+                    if hasattr(b, "flush"):
+                        b.flush()
             with self._lock:  # a wedged lane given up by the watchdog must not write anything more
                 self._running.pop(serial, None)
                 if key in self._abandoned or self.stop.is_set():

@@ -5,6 +5,12 @@ the server's address is not part of it, so a run moved to another node still hit
 one SQLite file per folder (``<folder>/responses.sqlite``, WAL mode, safe for the runner's worker
 processes). With ``replay=True`` a miss is an error instead of a model call, so a replayed run
 provably makes no calls.
+
+Many lanes (threads) share one cache without waiting for each other: each thread reads through a
+connection of its own (WAL readers do not block), and new entries go to one writer thread that
+commits them in batches; until then lookups find them in memory. :meth:`CachedBackend.flush` waits
+until every entry so far is on disk (the runner calls it before a session's checkpoint, so a replay
+finds every call of every recorded session).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import sqlite3
 import threading
 from pathlib import Path
@@ -42,6 +49,7 @@ class CachedBackend(ChatBackend):
     """
 
     name = "cached"
+    _TRANSIENT = ("_tls", "_lock", "_pending", "_queue", "_writer", "_pid")
 
     def __init__(self, inner: ChatBackend, folder: str | os.PathLike[str], replay: bool = False):
         super().__init__()
@@ -51,9 +59,16 @@ class CachedBackend(ChatBackend):
         self.stats = inner.stats  # faults and repairs are the inner backend's
         inner.account_to = self  # ... and a lane's meter counts them under this wrapper, with the calls
         self.hits = self.misses = 0
-        self._conn: sqlite3.Connection | None = None
-        self._pid = -1
+        self._open().close()  # create the table now, so readers never race its creation
+        self._init_transient()
+
+    def _init_transient(self) -> None:
+        self._tls = threading.local()
         self._lock = threading.Lock()
+        self._pending: dict[str, tuple[str, int, int, str]] = {}  # written, not yet committed
+        self._queue: queue.Queue[list[tuple[str, str, int, int, str]]] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._pid = os.getpid()
 
     @property
     def cache_id(self) -> str:
@@ -64,43 +79,89 @@ class CachedBackend(ChatBackend):
         return getattr(self.inner, "model", "")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_conn", "_lock")}
+        self.flush()
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._conn, self._lock = None, threading.Lock()
+        self._init_transient()
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # no fsync per commit: a killed process loses nothing (the WAL is in the OS), and a lost
-            # entry after a power cut is only a cache miss; a commit then costs microseconds, not a disk flush
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                         "prompt_tokens INTEGER, completion_tokens INTEGER, meta TEXT)")
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # no fsync per commit: a killed process loses nothing (the WAL is in the OS), and a lost
+        # entry after a power cut is only a cache miss; a commit then costs microseconds, not a disk flush
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+                     "prompt_tokens INTEGER, completion_tokens INTEGER, meta TEXT)")
+        conn.commit()
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # a forked worker: its own connections and writer
+            self._init_transient()
+        conn = getattr(self._tls, "conn", None)
+        if conn is None:
+            conn = self._tls.conn = self._open()
+        return conn
+
+    def _write_loop(self) -> None:
+        conn = self._open()
+        while True:
+            batches = [self._queue.get()]
+            while True:
+                try:
+                    batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [row for b in batches for row in b]
+            conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
             conn.commit()
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            with self._lock:
+                for row in rows:
+                    if self._pending.get(row[0]) == row[1:]:
+                        del self._pending[row[0]]
+            for _ in batches:
+                self._queue.task_done()
+
+    def _store(self, rows: list[tuple[str, str, int, int, str]]) -> None:
+        with self._lock:
+            self._pending.update((r[0], r[1:]) for r in rows)
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="msc-cache-writer", daemon=True)
+                self._writer.start()
+        self._queue.put(rows)
+
+    def flush(self) -> None:
+        """Wait until every entry stored so far is committed to disk."""
+        if self._pid == os.getpid():
+            self._queue.join()
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        self.flush()
+        return int(self._reader().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def _lookup(self, keys: set[str]) -> dict[str, ChatResponse]:
+        db = self._reader()
+        found = {}
+        for k in keys:
+            with self._lock:
+                row = self._pending.get(k)
+            if row is None:
+                row = db.execute("SELECT text, prompt_tokens, completion_tokens, meta FROM responses WHERE key = ?",
+                                 (k,)).fetchone()
+            if row is not None:
+                meta = {**json.loads(row[3] or "{}"), "cached": True, "latency_s": 0.0}
+                found[k] = ChatResponse(row[0], int(row[1] or 0), int(row[2] or 0), meta)
+        return found
 
     def _generate(self, requests: list[ChatRequest]) -> list[ChatResponse]:
         keys = [request_key(self.cache_id, r) for r in requests]
-        found: dict[str, ChatResponse] = {}
-        with self._lock:
-            db = self._db()
-            for k in set(keys):
-                row = db.execute("SELECT text, prompt_tokens, completion_tokens, meta FROM responses WHERE key = ?",
-                                 (k,)).fetchone()
-                if row is not None:
-                    meta = {**json.loads(row[3] or "{}"), "cached": True, "latency_s": 0.0}
-                    found[k] = ChatResponse(row[0], int(row[1] or 0), int(row[2] or 0), meta)
+        found = self._lookup(set(keys))
         missing = [i for i, k in enumerate(keys) if k not in found]
-        self.hits += len(requests) - len(missing)
-        self.misses += len(missing)
+        with self._lock:
+            self.hits += len(requests) - len(missing)
+            self.misses += len(missing)
         if len(requests) > len(missing):
             self.count("cache_hits", len(requests) - len(missing))
         if missing and self.replay:
@@ -111,11 +172,7 @@ class CachedBackend(ChatBackend):
             uniq = list(dict.fromkeys(keys[i] for i in missing))
             first = {k: next(i for i in missing if keys[i] == k) for k in uniq}
             answers = self.inner.generate([requests[first[k]] for k in uniq])
-            with self._lock:
-                db = self._db()
-                db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                               [(k, a.text, a.prompt_tokens, a.completion_tokens, json.dumps(dict(a.meta)))
-                                for k, a in zip(uniq, answers)])
-                db.commit()
+            self._store([(k, a.text, a.prompt_tokens, a.completion_tokens, json.dumps(dict(a.meta)))
+                         for k, a in zip(uniq, answers)])
             found.update(zip(uniq, answers))
         return [found[k] for k in keys]
