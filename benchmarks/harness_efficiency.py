@@ -149,12 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: per capacity, see PRESETS; "
                                                              "else 1)")
     p.add_argument("--model", default="stand-in", help="model name sent to the server")
+    p.add_argument("--client", choices=("http", "sdk"), default=None,
+                   help="HTTP client of the model backends: the lean one (http, default) or the openai SDK")
     p.add_argument("--url", default=None, help="an already running server (its /metrics is read); else a "
                                                "capacity server is started per capacity")
     p.add_argument("--server-script", type=Path, default=DEFAULT_SERVER, help="path of capacity_server.py")
     p.add_argument("--previous", type=Path, default=None,
                    help="another checkout of this package whose msc run is measured the same way (workers 2 and 8)")
     args = p.parse_args(argv)
+    if args.client:
+        os.environ["MSC_LLM_CLIENT"] = args.client
     capacities = [int(c) for c in args.capacities.split(",") if c.strip()]
     print(f"harness efficiency: {args.users} users x {args.sessions} sessions per method, hybrid user and agent on "
           f"the server, L = {args.latency:g} s ({time.strftime('%Y-%m-%d')})", flush=True)

@@ -8,7 +8,9 @@ provably makes no calls.
 
 Many lanes (threads) share one cache without waiting for each other: each thread reads through a
 connection of its own (WAL readers do not block), and new entries go to one writer thread that
-commits them in batches; until then lookups find them in memory. :meth:`CachedBackend.flush` waits
+commits them in batches; until then lookups find them in memory. A request that another lane is
+asking at the same moment is not sent twice: the second lane waits for the first one's answer, as
+it would find it in the cache had it come later, so concurrent lanes see the same replies as one. :meth:`CachedBackend.flush` waits
 until every entry so far is on disk (the runner calls it before a session's checkpoint, so a replay
 finds every call of every recorded session).
 """
@@ -24,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from personalization_env.llm.base import ChatBackend, ChatRequest, ChatResponse
+from personalization_env.llm.base import ChatBackend, ChatRequest, ChatResponse, DeadlineExceeded, remaining_time
 
 
 class CacheMissError(KeyError):
@@ -49,7 +51,7 @@ class CachedBackend(ChatBackend):
     """
 
     name = "cached"
-    _TRANSIENT = ("_tls", "_lock", "_pending", "_queue", "_writer", "_pid")
+    _TRANSIENT = ("_tls", "_lock", "_pending", "_inflight", "_queue", "_writer", "_pid")
 
     def __init__(self, inner: ChatBackend, folder: str | os.PathLike[str], replay: bool = False):
         super().__init__()
@@ -66,6 +68,7 @@ class CachedBackend(ChatBackend):
         self._tls = threading.local()
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[str, int, int, str]] = {}  # written, not yet committed
+        self._inflight: dict[str, threading.Event] = {}  # asked of the model right now
         self._queue: queue.Queue[list[tuple[str, str, int, int, str]]] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._pid = os.getpid()
@@ -158,21 +161,45 @@ class CachedBackend(ChatBackend):
     def _generate(self, requests: list[ChatRequest]) -> list[ChatResponse]:
         keys = [request_key(self.cache_id, r) for r in requests]
         found = self._lookup(set(keys))
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        with self._lock:
-            self.hits += len(requests) - len(missing)
-            self.misses += len(missing)
-        if len(requests) > len(missing):
-            self.count("cache_hits", len(requests) - len(missing))
-        if missing and self.replay:
-            raise CacheMissError(f"{len(missing)} request(s) are not in the response cache {self.path} "
+        todo = list(dict.fromkeys(k for k in keys if k not in found))
+        if todo and self.replay:
+            raise CacheMissError(f"{len(todo)} request(s) are not in the response cache {self.path} "
                                  f"(replay mode makes no model calls); run without replay to fill it")
-        if missing:
-            # duplicates within one batch are asked once
-            uniq = list(dict.fromkeys(keys[i] for i in missing))
-            first = {k: next(i for i in missing if keys[i] == k) for k in uniq}
-            answers = self.inner.generate([requests[first[k]] for k in uniq])
-            self._store([(k, a.text, a.prompt_tokens, a.completion_tokens, json.dumps(dict(a.meta)))
-                         for k, a in zip(uniq, answers)])
-            found.update(zip(uniq, answers))
+        first = {k: keys.index(k) for k in todo}
+        fetched: set[str] = set()
+        while todo:
+            # a request another lane is asking right now is not asked twice: its answer is waited for
+            # (so concurrent lanes get the same answers a one-lane run would get from the cache)
+            mine, theirs = [], []
+            with self._lock:
+                for k in todo:
+                    if k in self._inflight:
+                        theirs.append((k, self._inflight[k]))
+                    else:
+                        self._inflight[k] = threading.Event()
+                        mine.append(k)
+            if mine:
+                try:
+                    answers = self.inner.generate([requests[first[k]] for k in mine])
+                    self._store([(k, a.text, a.prompt_tokens, a.completion_tokens, json.dumps(dict(a.meta)))
+                                 for k, a in zip(mine, answers)])
+                    found.update(zip(mine, answers))
+                    fetched.update(mine)
+                finally:
+                    with self._lock:
+                        for k in mine:
+                            self._inflight.pop(k).set()
+            for _, event in theirs:
+                left = remaining_time()
+                if not event.wait(timeout=None if left is None else max(left, 0.0)):
+                    raise DeadlineExceeded("the session's time limit ran out waiting for a reply another lane "
+                                           "asked for")
+            found.update(self._lookup({k for k, _ in theirs}))
+            todo = [k for k, _ in theirs if k not in found]  # the lane that asked failed: ask ourselves
+        hits = sum(k not in fetched for k in keys)
+        with self._lock:
+            self.hits += hits
+            self.misses += len(keys) - hits
+        if hits:
+            self.count("cache_hits", hits)
         return [found[k] for k in keys]

@@ -140,3 +140,23 @@ def test_api_key_never_reaches_outputs_or_logs(tmp_path, monkeypatch, capsys, ca
     for f in (tmp_path / "k").rglob("*"):  # ... and is in no output file, the cache included
         if f.is_file():
             assert key.encode() not in f.read_bytes(), f
+
+
+def test_concurrent_lanes_account_each_session_s_own_model_calls(tmp_path):
+    srv = ScriptedServer().start()
+    try:
+        one = run(cfg(srv.base_url, tmp_path / "one", lanes=1, cache=str(tmp_path / "c1")))
+        chats = srv.counts["chat"]
+        many = run(cfg(srv.base_url, tmp_path / "many", lanes=6, cache=str(tmp_path / "c2")))
+        # a request two lanes send at once (the llm user's opening is the same for both methods) is asked once
+        assert srv.counts["chat"] == 2 * chats
+    finally:
+        srv.stop()
+
+    def calls(rows):
+        return {(r["method"], r["user_id"], r["session"]): {role: (d["calls"], d["tokens"]) for role, d in r["llm"].items()}
+                for r in rows}
+
+    assert calls(many) == calls(one)  # each session's calls, counted in its own lane whatever runs beside it
+    assert sum(d["calls"] - d["cache_hits"] for r in many for d in r["llm"].values()) == chats
+    assert stable(many) == stable(one)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import time
 
 import gymnasium as gym
 import pytest
@@ -155,3 +156,29 @@ def test_make_vec_batches_users_and_autoresets():
         done_seen |= bool((te | tr).any())
     assert done_seen
     assert (obs["session"] >= 1).any()
+
+
+def test_vector_env_sends_its_sub_envs_model_calls_together():
+    """With a model-backed simulator and judge, a reset and a step of N sub-envs take about one model
+    latency each, not N (the requests of all sub-envs are in flight at once)."""
+    pytest.importorskip("openai")
+    from benchmarks.scripted_server import Faults, ScriptedServer
+
+    latency, n = 0.3, 6
+    srv = ScriptedServer(faults=Faults(latency=latency)).start()
+    try:
+        spec = f"openai:scripted@{srv.base_url}"
+        envs = gym.make_vec("MultiSessionCollab-v0", num_envs=n, n_users=n, user_simulator=f"hybrid:{spec}",
+                            feedback=f"llm:{spec}", tasks_per_dataset=10)
+        t0 = time.perf_counter()
+        obs, _ = envs.reset(seed=0)
+        t_reset = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        envs.step(["Let me think step by step. The answer is 4."] * n)
+        t_step = time.perf_counter() - t0  # the simulator's N rewrites, then the judge's N labels
+        assert srv.counts["chat_ok_user"] == 2 * n and srv.counts["chat_ok_judge"] == n
+        assert t_reset < 2.5 * latency, t_reset  # one by one would take n * latency = 1.8 s
+        assert t_step < 4.5 * latency, t_step  # one by one: 2 * n * latency = 3.6 s
+        envs.close()
+    finally:
+        srv.stop()
