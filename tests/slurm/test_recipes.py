@@ -659,7 +659,7 @@ def test_run_with_servers_runs_msc_against_the_endpoints(server, tmp_path):
         "--user", f"llm:openai:meta-llama/Llama-3.3-70B-Instruct@{srv['USER'].url}",
         "--agent-model", f"openai:meta-llama/Llama-3.1-8B-Instruct@{srv['AGENT'].url}",
         "--feedback", f"llm:openai:meta-llama/Llama-3.1-8B-Instruct@{srv['JUDGE'].url}",
-        "--cache", f"{out}/cache", "--out", out, "--workers", "1",
+        "--cache", f"{out}/cache", "--out", out, "--workers", "1", "--resume",
         "--agent-arg", f"embedder=server:Qwen/Qwen3-Embedding-0.6B@{srv['EMBED'].url}",
         "--agent-arg", f"reranker=server:BAAI/bge-reranker-v2-m3@{srv['RERANK'].url}",
     ]
