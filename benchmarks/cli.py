@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     meta = json.loads((Path(out) / "metadata.json").read_text())
     failures = meta.get("failures", [])
     sim = " (simulated: embedded scripted agent model)" if cfg.agent_model.startswith("scripted") else ""
-    kept = f" ({meta['sessions_kept']} kept from before)" if meta.get("sessions_kept") else ""
+    kept = f", {meta['sessions_kept']} kept from before" if meta.get("sessions_kept") else ""
     print(f"\n{meta['sessions_run']} sessions run in {meta['seconds']:.1f}s{kept}{sim}; {len(failures)} failed; "
           f"results in {out}/\n")
     llm = llm_totals(rows)

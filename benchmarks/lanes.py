@@ -161,6 +161,7 @@ class LanePool:
         self._running: dict[int, tuple[Lane, int, float]] = {}  # thread serial -> (lane, session, start)
         self._abandoned: set[tuple[str, str]] = set()
         self._serials = 0
+        self._emit: Callable[[str, Any], None] = lambda kind, payload: self._events.put((kind, payload))
 
     # ---- lane threads ------------------------------------------------------------------------------
     def _run_lane(self, lane: Lane, serial: int) -> None:
@@ -191,7 +192,7 @@ class LanePool:
                     rows.append(row)
                     checkpoint.save(self.out, LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(),
                                                              env.snapshot()))
-            self._events.put(("row", row))
+            self._emit("row", row)
             if row["status"] != "ok":
                 return  # the lane stops at its first failed session (see module docstring)
 
@@ -204,16 +205,16 @@ class LanePool:
                 try:
                     self._run_lane(lane, serial)
                 except BackendUnavailableError as e:
-                    self._events.put(("unavailable", str(e)))
+                    self._emit("unavailable", str(e))
                     return
                 except Exception as e:  # noqa: BLE001 - the lane could not be built or restored
                     logger.exception("lane %s/%s failed outside a session", lane.method, lane.user_id)
                     s = lane.resume_from.sessions_done if lane.resume_from else 0
-                    self._events.put(("row", {"method": lane.method, "user_id": lane.user_id, "session": s,
+                    self._emit("row", {"method": lane.method, "user_id": lane.user_id, "session": s,
                                               "status": "error", "error": f"{type(e).__name__}: {e}",
-                                              "traceback": traceback.format_exc(limit=5), "seconds": 0.0}))
+                                              "traceback": traceback.format_exc(limit=5), "seconds": 0.0})
         finally:
-            self._events.put(("done", serial))
+            self._emit("done", serial)
 
     def _start_thread(self, next_lane: Callable[[], Lane | None]) -> int:
         self._serials += 1
@@ -242,7 +243,25 @@ class LanePool:
         caller decides whether to raise).
         """
         with single_threaded_math():  # also with one lane: the rows must not depend on the thread counts
-            self._run(next_lane, handle)
+            if self.threads == 1 and self.session_timeout is None:
+                self._run_inline(next_lane, handle)
+            else:
+                self._run(next_lane, handle)
+
+    def _run_inline(self, next_lane: Callable[[], Lane | None], handle: Callable[[str, Any], None]) -> None:
+        """One lane at a time on this thread: no watchdog is needed, and code that keeps time limits
+        with signals (math-verify's, which work on the main thread only) keeps them."""
+        def emit(kind: str, payload: Any) -> None:
+            if kind == "unavailable":
+                self.stop.set()
+            if kind != "done":
+                handle(kind, payload)
+
+        self._emit = emit
+        try:
+            self._thread(0, next_lane)
+        finally:
+            self.stop.set()
 
     def _run(self, next_lane: Callable[[], Lane | None], handle: Callable[[str, Any], None]) -> None:
         live = {self._start_thread(next_lane) for _ in range(self.threads)}

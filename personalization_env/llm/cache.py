@@ -178,6 +178,14 @@ class CachedBackend(ChatBackend):
                     else:
                         self._inflight[k] = threading.Event()
                         mine.append(k)
+            if mine:  # a lane may have stored one of them since our lookup: look once more
+                late = self._lookup(set(mine))
+                if late:
+                    found.update(late)
+                    with self._lock:
+                        for k in late:
+                            self._inflight.pop(k).set()
+                    mine = [k for k in mine if k not in late]
             if mine:
                 try:
                     answers = self.inner.generate([requests[first[k]] for k in mine])
