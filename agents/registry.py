@@ -27,9 +27,20 @@ ENTRY_POINT_GROUP = "multisessioncollab.agents"
 def _resolve(target: str) -> type[Agent]:
     mod, _, attr = target.partition(":")
     try:
-        obj = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e:
+        module = importlib.import_module(mod)
+    except ModuleNotFoundError as e:
+        if e.name is not None and mod.split(".")[0] == e.name.split(".")[0]:
+            raise ValueError(f"cannot load agent {target!r}: no module named {e.name!r} on the Python path; run from "
+                             f"the folder that holds {mod.split('.')[0]}.py with PYTHONPATH=. (PYTHONPATH=. msc run "
+                             f"...) or pip install the package that provides it") from e
         raise ValueError(f"cannot load agent {target!r}: {e}") from e
+    except ImportError as e:
+        raise ValueError(f"cannot load agent {target!r}: {e}") from e
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        extra = did_you_mean(attr, [n for n in vars(module) if not n.startswith("_")])
+        raise ValueError(f"cannot load agent {target!r}: module {mod!r} has no {attr!r}{extra}") from None
     if not (isinstance(obj, type) and issubclass(obj, Agent)):
         raise ValueError(f"{target!r} is not an Agent subclass")
     return obj

@@ -113,7 +113,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     (0, 0)
     """
 
-    metadata = {"render_modes": ["ansi", "human"]}
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}  # fps: for Gymnasium's render wrappers
 
     def __init__(
         self,
@@ -140,7 +140,8 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         self.profiles: list[Profile] = list(load_profiles(profiles) if isinstance(profiles, str) else profiles)
         if n_users is not None:
             if not isinstance(n_users, int) or not 1 <= n_users <= len(self.profiles):
-                raise ValueError(f"n_users must be between 1 and {len(self.profiles)}, got {n_users!r}")
+                raise ValueError(f"n_users must be between 1 and {len(self.profiles)} (the users in this profile set), "
+                                 f"got {n_users!r}; n_users=None takes them all (msc run: --users 0)")
             self.profiles = self.profiles[:n_users]
         if not self.profiles:
             raise ValueError("no user profiles given")

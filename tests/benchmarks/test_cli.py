@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_cli(*args, cwd):
@@ -76,3 +77,35 @@ def test_agent_args_reach_the_agents_that_take_them(tmp_path):
     from benchmarks.cli import main
 
     assert main(["run", "--methods", "vanilla", "--agent-arg", "oops", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_errors_name_their_fix(tmp_path):
+    from personalization_env.profiles import load_profiles
+    from personalization_env.profiles.io import dump_profiles
+
+    small = tmp_path / "three.jsonl"
+    dump_profiles(load_profiles("msc")[:3], small)
+    p = run_cli("run", "--profiles", str(small), "--sessions", "1", "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert p.returncode == 2 and "--users 0" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = run_cli("run", "--profiles", str(small), "--users", "0", "--sessions", "1", "--out", str(tmp_path / "b"),
+                "--summary-only", "--no-progress", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    (tmp_path / "myagent.py").write_text("from agents.vanilla import VanillaAgent as MyAgent\n")
+    msc = Path(sys.executable).with_name("msc")  # the console script: the current folder is not on its path
+    if msc.exists():
+        p = subprocess.run([str(msc), "run", "--methods", "myagent:MyAgent", "--users", "1", "--sessions", "1",
+                            "--out", str(tmp_path / "c")], capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 2 and "PYTHONPATH=." in p.stderr, p.stderr
+
+
+def test_env_declares_a_render_fps():
+    import warnings
+
+    import gymnasium as gym
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = gym.make("MultiSessionCollab-v0", n_users=1, render_mode="ansi")
+        env.reset(seed=0)
+        env.render()
+    assert not [w for w in caught if "render fps" in str(w.message).lower()]
