@@ -59,6 +59,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="seconds per model request attempt (default: $MSC_LLM_TIMEOUT or 120)")
     p.add_argument("--summary-only", action="store_true", help="skip the table per session index")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="do not write TensorBoard curves (default: <out>/tensorboard, one run per method)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -86,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
                     agent_args=agent_args, lanes=args.lanes, session_timeout=args.session_timeout,
                     call_timeout=args.call_timeout, continue_from=args.continue_from, overwrite=args.overwrite,
-                    allow_code_change=args.allow_code_change)
+                    allow_code_change=args.allow_code_change, tensorboard=not args.no_tensorboard)
     try:
         rows = run(cfg)
     except BackendUnavailableError as e:

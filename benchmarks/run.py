@@ -88,6 +88,8 @@ class RunConfig:
     """output folder"""
     progress: bool = True
     """show a progress bar"""
+    tensorboard: bool = True
+    """write TensorBoard curves to ``<out>/tensorboard`` (see :mod:`benchmarks.tensorboard`)"""
     workers: int = 1
     """worker processes (lanes are shared out among them; results are identical)"""
     lanes: int | None = None
@@ -369,6 +371,16 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
         _write_json(meta_path, meta)
 
         rows: list[dict[str, Any]] = []
+        curves = None
+        if cfg.tensorboard:
+            from benchmarks.tensorboard import RunCurves
+
+            try:
+                curves = RunCurves(out, cfg.methods, len(users))
+            except ImportError as e:
+                logger.warning("no TensorBoard curves: %s", e)
+            for r in kept if curves is not None else ():
+                curves.add(r)
         bar = None
         if cfg.progress:
             from tqdm import tqdm
@@ -384,6 +396,8 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                     f.write(json.dumps(payload) + "\n")
                     f.flush()
                     rows.append(payload)
+                    if curves is not None:
+                        curves.add(payload)
                     if on_row:
                         on_row(payload)
                     if bar is not None:
@@ -403,6 +417,8 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
         finally:
             if bar is not None:
                 bar.close()
+            if curves is not None:
+                curves.close()
         failed = [r for r in rows if r["status"] != "ok"]
         meta.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.perf_counter() - t0, 2),
                     sessions_kept=len(kept), sessions_run=len(rows) - len(failed), errors=len(failed),
