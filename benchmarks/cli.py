@@ -61,6 +61,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard curves (default: <out>/tensorboard, one run per method)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run only the I-th of N blocks of the (method, user) lanes (msc merge joins them)")
+    p.add_argument("--wait-for-servers", type=float, default=0.0, metavar="S",
+                   help="wait up to S seconds for model servers that are still starting (default: 0)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -88,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
                     agent_args=agent_args, lanes=args.lanes, session_timeout=args.session_timeout,
                     call_timeout=args.call_timeout, continue_from=args.continue_from, overwrite=args.overwrite,
-                    allow_code_change=args.allow_code_change, tensorboard=not args.no_tensorboard)
+                    allow_code_change=args.allow_code_change, tensorboard=not args.no_tensorboard,
+                    shard=args.shard, wait_for_servers=args.wait_for_servers)
     try:
         rows = run(cfg)
     except BackendUnavailableError as e:
@@ -151,6 +156,49 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from benchmarks.merge import merge_shards
+
+    meta = merge_shards(args.run_dir)
+    print(f"merged {len(meta['merged_from'])} shards into {args.run_dir}: {meta['sessions_run']} sessions, "
+          f"{meta['errors']} failed")
+    if meta["unfinished"]:
+        print(f"{len(meta['unfinished'])} lane(s) unfinished (e.g. {meta['unfinished'][0]}): resubmit, or finish "
+              f"them here with msc run ... --out {args.run_dir} --resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_slurm_submit(args: argparse.Namespace, run_args: list[str]) -> int:
+    from benchmarks.slurm import SlurmOptions, submit
+
+    parser = argparse.ArgumentParser(prog="msc slurm submit (run options)")
+    _add_run_args(parser)
+    parsed = parser.parse_args(run_args)  # the run's options fail here, before anything is submitted
+    if not parsed.out:
+        raise ValueError("msc slurm submit needs the run's folder: --out <folder> (shards go to <folder>/shards)")
+    forwarded, skip = [], False
+    for a in run_args:  # the shards get their own --out
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            forwarded.append(a)
+    opts = SlurmOptions(partition=args.partition, account=args.account, time=args.time, gpus=args.gpus,
+                        cpus_per_task=args.cpus_per_task, mem=args.mem, after=args.after,
+                        wait_for_servers=args.wait_for_servers_s)
+    res = submit(forwarded, parsed.out, args.shards, opts, dry_run=args.dry_run)
+    if args.dry_run:
+        for name in ("shard.sbatch", "merge.sbatch"):
+            print(f"# ---- {name}\n{res[name]}")
+        print(f"# submitted with: {res['array_command']}, then the merge job with --dependency=afterany:<array job>")
+        return 0
+    print(f"submitted array job {res['array_job']} ({args.shards} shards) and merge job {res['merge_job']}; "
+          f"results in {parsed.out} (logs in {parsed.out}/slurm/)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="msc", description="MultiSessionCollab-v0 benchmark tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,7 +212,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="paired test of user effort between methods A and B (repeatable)")
     p_rep.add_argument("--from-session", type=int, default=0, help="only sessions >= this index in paired tests")
     p_rep.set_defaults(func=cmd_report)
-    args = parser.parse_args(argv)
+    p_merge = sub.add_parser("merge", help="join the shards of a sharded run (RUN/shards/*) into RUN")
+    p_merge.add_argument("run_dir", help="the run folder whose shards/ to merge")
+    p_merge.set_defaults(func=cmd_merge)
+    p_slurm = sub.add_parser("slurm", help="run on a SLURM cluster")
+    slurm_sub = p_slurm.add_subparsers(dest="slurm_command", required=True)
+    p_sub = slurm_sub.add_parser(
+        "submit", help="a run as a job array of shards plus a merge job; takes every 'msc run' option",
+        description="Submit a run as a SLURM array (one shard of the (method, user) lanes per task) and a "
+                    "merge job after it. Every other option is an 'msc run' option (--out is required).")
+    p_sub.add_argument("--shards", type=int, required=True, help="array tasks (blocks of lanes)")
+    for flag, help_ in (("--partition", "partition (default: $SBATCH_PARTITION or the cluster's)"),
+                        ("--account", "account (default: $SBATCH_ACCOUNT)"),
+                        ("--time", "time limit per shard, e.g. 04:00:00 (default: $SBATCH_TIMELIMIT)"),
+                        ("--gpus", "GPUs per shard (default: none; $SBATCH_GPUS)"),
+                        ("--mem", "memory per shard, e.g. 8G (default: $SBATCH_MEM_PER_NODE or the cluster's)")):
+        p_sub.add_argument(flag, default=None, help=help_)
+    p_sub.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per shard (default: $SBATCH_CPUS_PER_TASK)")
+    p_sub.add_argument("--after", default=None, metavar="JOBID",
+                       help="start the shards after this job has started (a slurm/serve_*.sbatch job)")
+    p_sub.add_argument("--wait-for-servers-s", type=float, default=3600.0, metavar="S",
+                       help="with model servers, how long each shard waits for them (default: %(default)s)")
+    p_sub.add_argument("--dry-run", action="store_true", help="print the batch scripts, submit nothing")
+    p_sub.set_defaults(func=None)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "slurm_command", None) == "submit":
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            return cmd_slurm_submit(args, extra)
+        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            print(f"msc: error: {e}", file=sys.stderr)
+            return 2
+        except SystemExit as e:  # a bad run option: argparse said why
+            return int(e.code or 2)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

@@ -33,6 +33,7 @@ from benchmarks import checkpoint
 from benchmarks.checkpoint import LaneCheckpoint, RunLock
 from benchmarks.identity import difference, run_identity
 from benchmarks.lanes import Lane, LanePool, backends_of
+from benchmarks.progress import Progress
 from personalization_env import __version__
 from personalization_env.env import MultiSessionCollabEnv
 from personalization_env.llm.base import BackendUnavailableError, ChatBackend, make_backend
@@ -99,6 +100,11 @@ class RunConfig:
     """seconds a session may take before it is recorded as failed (None: no limit)"""
     call_timeout: float | None = None
     """seconds per model request attempt (None: ``$MSC_LLM_TIMEOUT``, default 120)"""
+    wait_for_servers: float = 0.0
+    """seconds to wait for model servers to come up before giving up (0: they must be up)"""
+    shard: str | None = None
+    """``"i/N"``: run only the i-th of N contiguous blocks of the (method, user) lanes (SLURM arrays;
+    ``msc merge`` joins the shards)"""
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -113,6 +119,10 @@ class RunConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or v <= 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+        if self.shard is not None:
+            i, sep, n = str(self.shard).partition("/")
+            if not (sep and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+                raise ValueError(f"shard must be 'i/N' with 0 <= i < N, got {self.shard!r}")
         if self.resume and self.continue_from:
             raise ValueError("resume and continue_from exclude each other: --resume continues the run in --out, "
                              "--continue-from RUN extends a finished run")
@@ -182,18 +192,25 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
                 max_turns=cfg.max_turns, feedback=feedback, user_simulator=user)
 
 
-def health_check(backends: dict[str, ChatBackend]) -> None:
-    """Every model server answers before any work starts (raises :class:`BackendUnavailableError`)."""
+def health_check(backends: dict[str, ChatBackend], wait: float = 0.0) -> None:
+    """Every model server answers before any work starts (raises :class:`BackendUnavailableError`);
+    ``wait`` seconds are given to servers still starting (checked every 5 s)."""
+    deadline = time.monotonic() + wait
     seen = set()
     for role, b in backends.items():
         inner = getattr(b, "inner", b)
         if getattr(b, "replay", False) or id(inner) in seen or not hasattr(inner, "health"):
             continue
         seen.add(id(inner))
-        try:
-            inner.health()
-        except BackendUnavailableError as e:
-            raise BackendUnavailableError(f"{role} model: {e}") from None
+        while True:
+            try:
+                inner.health()
+                break
+            except BackendUnavailableError as e:
+                if time.monotonic() + 5 > deadline:
+                    raise BackendUnavailableError(f"{role} model: {e}") from None
+                logger.warning("%s model server not up yet; waiting (%.0f s left)", role, deadline - time.monotonic())
+                time.sleep(5)
 
 
 class World:
@@ -330,7 +347,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
         world = World(cfg)
-        health_check(world.backends())
+        health_check(world.backends(), wait=cfg.wait_for_servers)
         identity = run_identity(dataclasses.asdict(cfg), world.probe.profiles, world.probe.tasks, world.roles())
         found = _prepare(cfg, world, identity)
         users, order = world.user_ids, {m: i for i, m in enumerate(cfg.methods)}
@@ -341,13 +358,12 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
 
         kept: list[dict[str, Any]] = []
         todo: list[Lane] = []
-        for m in cfg.methods:
-            for u in users:
-                ck = found.get((m, u))
-                if ck is not None:
-                    kept.extend(ck.rows[: cfg.sessions])
-                if ck is None or ck.sessions_done < cfg.sessions:
-                    todo.append(Lane(m, u, ck))
+        for m, u in shard_lanes(cfg.methods, users, cfg.shard):
+            ck = found.get((m, u))
+            if ck is not None:
+                kept.extend(ck.rows[: cfg.sessions])
+            if ck is None or ck.sessions_done < cfg.sessions:
+                todo.append(Lane(m, u, ck))
         kept.sort(key=sort_key)
         path = out / "sessions.jsonl"
         tmp = path.with_name(path.name + ".tmp")
@@ -358,7 +374,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
         meta_path = out / "metadata.json"
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         meta: dict[str, Any] = {"config": dataclasses.asdict(cfg), "identity": identity, "version": __version__,
-                                "python": platform.python_version(), "users": len(users),
+                                "python": platform.python_version(), "users": len(users), "user_ids": users,
                                 "simulated": cfg.agent_model.startswith("scripted"), "cache": cache_dir(cfg),
                                 "started": now}
         source_meta = Path(cfg.continue_from or cfg.out) / "metadata.json"
@@ -381,12 +397,8 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                 logger.warning("no TensorBoard curves: %s", e)
             for r in kept if curves is not None else ():
                 curves.add(r)
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(cfg.methods) * len(users) * cfg.sessions, initial=len(kept), unit="session",
-                       desc="msc run", leave=False)
+        total = (len(kept) + sum(cfg.sessions - (ln.resume_from.sessions_done if ln.resume_from else 0) for ln in todo))
+        bar = Progress(total, "msc run", "session", initial=len(kept), enabled=cfg.progress)
         t0 = time.perf_counter()
         try:
             with open(path, "a", encoding="utf-8") as f:
@@ -400,8 +412,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                         curves.add(payload)
                     if on_row:
                         on_row(payload)
-                    if bar is not None:
-                        bar.update(int(payload["status"] == "ok"))
+                    bar.update(int(payload["status"] == "ok"))
 
                 if cfg.workers > 1:
                     _run_workers(world, todo, lanes, handle)
@@ -415,8 +426,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
 
                     _pool(world, lanes).run(next_lane, handle)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
             if curves is not None:
                 curves.close()
         failed = [r for r in rows if r["status"] != "ok"]
@@ -426,6 +436,17 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                     llm=llm_totals(kept + rows))
         _write_json(meta_path, meta)
     return sorted(kept + rows, key=sort_key)
+
+
+def shard_lanes(methods: list[str], users: list[str], shard: str | None) -> list[tuple[str, str]]:
+    """The (method, user) lanes of ``shard`` (``"i/N"``: the i-th of N contiguous, nearly equal blocks of
+    the lanes in method-then-user order; None: all)."""
+    lanes = [(m, u) for m in methods for u in users]
+    if shard is None:
+        return lanes
+    i, _, n = shard.partition("/")
+    lo, hi = int(i) * len(lanes) // int(n), (int(i) + 1) * len(lanes) // int(n)
+    return lanes[lo:hi]
 
 
 def _pool(world: World, lanes: int) -> LanePool:
