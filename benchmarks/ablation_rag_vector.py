@@ -26,6 +26,7 @@ import numpy as np
 from agents import make_agent
 from agents.rag import RAGAgent
 from agents.rag_vector import RAGVectorAgent
+from benchmarks.progress import Progress
 from benchmarks.run import RunConfig, run
 from benchmarks.stats import compare_methods, per_user_means
 
@@ -138,11 +139,13 @@ def diagnose(methods: list[str], profiles: str, n_users: int, sessions: int) -> 
     for spec in methods:
         env = MultiSessionCollabEnv(profiles=profiles, n_users=n_users)
         agent = make_agent(spec, seed=0, **({"profiles": env.profiles} if "OracleRetrieval" in spec else {}))
+        bar = Progress(len(env.profiles) * sessions, f"diagnose {spec.split(':')[-1]}", "session")
         chosen = applicable_chosen = available = turns = 0
         by_k: dict[int, list[float]] = {}
         effort: list[float] = []
         for ui, p in enumerate(env.profiles):
             for s in range(sessions):
+                bar.update()
                 obs, _ = env.reset(seed=0 if ui == 0 and s == 0 else None, options={"user_id": p.user_id})
                 opening = str(obs["message"])
                 while True:
@@ -166,6 +169,7 @@ def diagnose(methods: list[str], profiles: str, n_users: int, sessions: int) -> 
                         if s >= sessions // 2:
                             effort.append(info["metrics"]["user_effort"])
                         break
+        bar.close()
         print(json.dumps({
             "method": spec.split(":")[-1], "effort_later_sessions": round(sum(effort) / len(effort), 3),
             "precision": round(applicable_chosen / chosen, 3) if chosen else None,
@@ -197,7 +201,7 @@ def main() -> None:
         return
     methods = ["rag", "rag_vector", *VARIANTS]
     rows = run(RunConfig(methods=methods, profiles=args.profiles, n_users=args.users, sessions=args.sessions,
-                         out=args.out, workers=args.workers, progress=False))
+                         out=args.out, workers=args.workers, overwrite=True))
     for m in methods:
         effort = per_user_means(rows, m, "user_effort", args.from_session)
         mean = sum(effort.values()) / len(effort)
