@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,10 +22,22 @@ _KIND_HINTS = (
 
 def guess_task_type(text: str) -> str:
     """A coarse task type from a message's surface (for the query transformation)."""
-    for name, pat in _KIND_HINTS:
-        if pat.search(text):
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    hits = [_kind_hits(line) for line in lines]
+    for k, (name, _) in enumerate(_KIND_HINTS):
+        if any(h[k] for h in hits):
             return name
     return "general"
+
+
+@lru_cache(maxsize=1 << 14)
+def _kind_hits(line: str) -> tuple[bool, ...]:
+    """Which of the ``_KIND_HINTS`` patterns match ``line`` (cached: a query repeats the session's
+    opening message on every turn). A pattern matches a text exactly when it matches one of its lines
+    with the line's own line break: the multiple-choice pattern is the only one that can run over a
+    line break, through blank space to an option marker that then starts a line of its own."""
+    return tuple(bool(pat.search(line)) for _, pat in _KIND_HINTS)
 
 
 class RAGAgent(MemoryAgent):
@@ -107,10 +120,11 @@ class RAGAgent(MemoryAgent):
                 q2 = self._tq_cache[tq] = self.embedder.encode_one(tq)
             S, R = index.search_many(np.stack([q, q2]), self.K)  # both queries in one pass
             best: dict[int, float] = {}
-            for s, r in [*zip(S[0], R[0]), *zip(S[1], R[1])]:
-                best[int(r)] = max(best.get(int(r), -1e9), float(s))
+            for s, r in zip(S.ravel().tolist(), R.ravel().tolist()):
+                best[r] = max(best.get(r, -1e9), s)
             rows = np.array(sorted(best, key=lambda r: -best[r])[: self.K])
-        ids = [self.index_ids[user_id][int(r)] for r in rows]
+        index_ids = self.index_ids[user_id]
+        ids = [index_ids[r] for r in rows.tolist()]
         self.last_rows[user_id] = np.asarray(rows, dtype=np.int64)
         return ids, self.embeddings[user_id][ids], q
 

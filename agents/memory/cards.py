@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 _COND_HEAD = re.compile(r"^(for|when|on|after|in|whenever|if)\b", re.IGNORECASE)
@@ -32,24 +33,35 @@ class Card:
     @property
     def is_global(self) -> bool:
         """Applies always (goes straight into the prompt in the tiered methods)."""
-        return self.condition.strip().lower() in ("", "always")
+        return _is_global(self.condition)
 
     @property
     def note(self) -> str:
         """The card as one sentence for a prompt: "When {condition}, {action}." or just the action."""
-        action = self.action.strip().rstrip(".!?")
-        if self.is_global:
-            return action[:1].upper() + action[1:] + "."
-        cond = self.condition.strip().rstrip(",")
-        head = cond if _COND_HEAD.match(cond) else f"when {cond}"
-        return f"{head[:1].upper()}{head[1:]}, {action[:1].lower()}{action[1:]}."
+        return _note(self.condition, self.action)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # (asdict would deep-copy; every field is a str or a number)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Card":
         return cls(**dict(d))
+
+
+# cached: retrieval reads the notes of dozens of cards on every turn
+@lru_cache(maxsize=1 << 16)
+def _is_global(condition: str) -> bool:
+    return condition.strip().lower() in ("", "always")
+
+
+@lru_cache(maxsize=1 << 16)
+def _note(condition: str, action: str) -> str:
+    action = action.strip().rstrip(".!?")
+    if _is_global(condition):
+        return action[:1].upper() + action[1:] + "."
+    cond = condition.strip().rstrip(",")
+    head = cond if _COND_HEAD.match(cond) else f"when {cond}"
+    return f"{head[:1].upper()}{head[1:]}, {action[:1].lower()}{action[1:]}."
 
 
 def _key(text: str) -> str:

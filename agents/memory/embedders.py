@@ -32,6 +32,24 @@ def _stem(w: str) -> str:
     return w
 
 
+@lru_cache(maxsize=1 << 16)
+def _line_terms(line: str) -> tuple[str, ...]:
+    return tuple(_stem(w) for w in _WORD.findall(line.lower()) if w not in _STOP)
+
+
+@lru_cache(maxsize=1 << 16)
+def terms(text: str) -> tuple[str, ...]:
+    """Stemmed words of ``text`` without stop words (the hashing embedder's and the lexical reranker's
+    tokens).
+
+    Computed line by line, each line cached: retrieval queries repeat the session's opening message
+    on every turn. No token spans a line break, and lower-casing does not look across one either.
+    """
+    if "\n" not in text:
+        return _line_terms(text)
+    return tuple(t for line in text.split("\n") for t in _line_terms(line))
+
+
 class Embedder(abc.ABC):
     """Maps texts to an ``(n, dim)`` float32 array of unit-norm rows."""
 
@@ -73,12 +91,14 @@ class HashingEmbedder(Embedder):
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        words = [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
-        feats = words + ([f"{a}_{b}" for a, b in zip(words, words[1:])] if self.bigrams else [])
-        v = np.zeros(self.dim, dtype=np.float32)
+        words = terms(text)
+        feats = [*words, *(f"{a}_{b}" for a, b in zip(words, words[1:]))] if self.bigrams else words
+        counts: dict[int, float] = {}  # bucket -> signed count (whole numbers: exact in float32)
         for f in feats:
             i, s = _bucket(f, self.dim)
-            v[i] += s
+            counts[i] = counts.get(i, 0.0) + s
+        v = np.zeros(self.dim, dtype=np.float32)
+        v[list(counts)] = list(counts.values())
         n = float(np.linalg.norm(v))
         if n > 0:
             v /= n

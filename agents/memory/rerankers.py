@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from agents.memory.embedders import _STOP, _WORD, _stem
+from agents.memory.embedders import terms
 from personalization_env.naming import did_you_mean
 
 
@@ -28,12 +28,6 @@ class Reranker(abc.ABC):
     @abc.abstractmethod
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
         """One score per document."""
-
-
-@lru_cache(maxsize=1 << 16)
-def _terms(text: str) -> tuple[str, ...]:
-    # cached: the same card notes are reranked turn after turn
-    return tuple(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -50,24 +44,28 @@ class LexicalReranker(Reranker):
         self.k1, self.b = k1, b
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        docs = [_terms(d) for d in documents]
+        docs = [terms(d) for d in documents]  # (cached: the same card notes are reranked turn after turn)
         if not docs:
             return np.zeros(0, dtype=np.float32)
-        q = set(_terms(query))
+        q = set(terms(query))
         n = len(docs)
         avg = sum(len(d) for d in docs) / n or 1.0
+        shared = [_termset(d) & q for d in docs]  # only query terms matter
         df: dict[str, int] = {}
-        for d in docs:
-            for w in _termset(d) & q:  # only query terms matter
+        for ws in shared:
+            for w in ws:
                 df[w] = df.get(w, 0) + 1
-        out = np.zeros(n, dtype=np.float32)
-        for i, d in enumerate(docs):
+        idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
+        k1, b = self.k1, self.b
+        scores = []
+        for d, ws in zip(docs, shared):
             s = 0.0
-            for w in _termset(d) & q:
+            length_norm = k1 * (1 - b + b * len(d) / avg)
+            for w in ws:
                 tf = d.count(w)
-                idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
-                s += idf * tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * len(d) / avg))
-            out[i] = s
+                s += idf[w] * tf * (k1 + 1) / (tf + length_norm)
+            scores.append(s)
+        out = np.array(scores, dtype=np.float32)
         top = float(out.max()) if n else 0.0
         return out / top if top > 0 else out
 
