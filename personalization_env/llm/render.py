@@ -618,24 +618,21 @@ def _fit_sentences(blocks: list[Block], n: int) -> list[Block]:
                 return True
         return False
 
-    counts: dict[Any, int] = {}  # block content -> sentences (most blocks do not change between counts)
-
-    def block_count(k: str, v: Any) -> int:
-        key = (k, tuple(v[0]), v[1]) if k == "items" else (k, tuple(v)) if k == "para" else (k, v)
-        n = counts.get(key)
-        if n is None:
-            n = counts[key] = T.count_sentences(_join([(k, v)]))
-        return n
-
     def count() -> int:
         # blocks are separated by blank lines, so sentences add up per block
-        return sum(block_count(k, v) for k, v in blocks)
+        return sum(_block_sentences(k, (tuple(v[0]), v[1]) if k == "items" else tuple(v) if k == "para" else v)
+                   for k, v in blocks)
 
     # each merge removes at most one sentence: merge the whole excess, then recount
     while (excess := count() - n) > 0:
         if not all(merge_once() for _ in range(excess)):
             break
     return blocks
+
+
+@lru_cache(maxsize=1 << 15)  # a task's steps and the stock sentences come back turn after turn
+def _block_sentences(kind: str, content: Any) -> int:
+    return T.count_sentences(_join([(kind, content)]))
 
 
 def _join(blocks: list[Block]) -> str:

@@ -220,6 +220,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+@lru_cache(maxsize=2048)  # the renderer counts its reply's words; checkers count them again
 def count_words(reply: str) -> int:
     """Number of words outside fenced code blocks."""
     return len(words(prose(reply)))
@@ -270,15 +271,15 @@ _TOKEN = re.compile(r"[a-z]+")
 
 
 @lru_cache(maxsize=4096)
-def _phrases_re(phrases: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str] | None]:
-    """One compiled alternation matching any of ``phrases`` as a whole word/phrase, plus the set of
-    the phrases' first letter-runs (a cheap pre-filter; None when some phrase starts with a non-letter)."""
+def _phrases_re(phrases: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[frozenset[str], ...]]:
+    """One compiled alternation matching any of ``phrases`` as a whole word/phrase, plus each phrase's
+    letter runs: a phrase can only occur in a text whose words include all of its letter runs (a cheap
+    pre-filter, since every run of a whole-phrase match is bounded by non-letters)."""
     normed = {_norm(p).strip() for p in phrases}
-    firsts = {(_TOKEN.match(p).group(0) if _TOKEN.match(p) else None) for p in normed}
-    pre = None if None in firsts else frozenset(firsts)  # type: ignore[arg-type]
+    runs = tuple({frozenset(_TOKEN.findall(p)) for p in normed})
     # no leading look-behind: a pattern that starts with the alternation lets the regex engine skip
     # ahead by the phrases' first characters; find_any checks the left boundary itself
-    return re.compile(r"(?:" + _trie_regex(sorted(normed)) + r")(?![a-z])"), pre
+    return re.compile(r"(?:" + _trie_regex(sorted(normed)) + r")(?![a-z])"), runs
 
 
 def _trie_regex(words: list[str]) -> str:
@@ -304,8 +305,9 @@ def _trie_regex(words: list[str]) -> str:
     return emit(trie)
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=2048)  # every checker looks for its phrases in the same reply
 def _tokens(low: str) -> frozenset[str]:
+    """The maximal letter runs of ``low``."""
     return frozenset(_TOKEN.findall(low))
 
 
@@ -313,8 +315,11 @@ def find_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Index of the earliest whole-phrase match (case-insensitive) of any phrase, or -1."""
     if not phrases:
         return -1
-    pattern = _phrases_re(tuple(phrases))[0]
+    pattern, runs = _phrases_re(tuple(phrases))
     low = _norm(text)
+    words = _tokens(low)
+    if not any(r <= words for r in runs):
+        return -1
     pos = 0
     while (m := pattern.search(low, pos)) is not None:
         i = m.start()

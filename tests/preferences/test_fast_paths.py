@@ -51,3 +51,18 @@ def test_lexicon_search_matches_the_regex():
 def test_statement_split_matches_the_regex():
     for t in _texts(3000, 4):
         assert RC._split(t) == RC._SPLIT.split(t)
+
+
+def _find_by_regex(text: str, phrases: tuple[str, ...]) -> int:
+    low = T._norm(text)
+    starts = [m.start() for p in {T._norm(p).strip() for p in phrases}
+              for m in T._whole_phrase_re(p).finditer(low)] if phrases else []
+    return min(starts, default=-1)
+
+
+def test_find_any_prefilter_matches_the_regex():
+    lists = (("so ", "then"), ("i hope", "sure!", "let's dive"), ("e.g.", "answer"), ("1", "x"),
+             ("final answer", "the answer is"), ("it's like", "like a "))
+    for t in _texts(3000, 5):
+        for phrases in lists:
+            assert T.find_any(t, phrases) == _find_by_regex(t, phrases), (t, phrases)
