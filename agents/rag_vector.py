@@ -105,7 +105,7 @@ class RAGVectorAgent(RAGAgent):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "policy": self.policy.state_dict(),
-                "query_emb": {u: v.tolist() for u, v in self._query_emb.items()}}
+                "query_emb": {u: v.copy() for u, v in self._query_emb.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)

@@ -213,10 +213,12 @@ class UserState:
         self.P, self.mu, self.fitted_n = P_new.contiguous(), mu, len(E)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"z_long": self.z_long.tolist(), "z_short": self.z_short.tolist(), "b": self.b,
-                "z_ctx": {key: z.tolist() for key, z in self.z_ctx.items()},
-                "P": self.P.tolist(), "mu": self.mu.tolist(), "fitted_n": self.fitted_n, "updates": self.updates,
-                "rng": self.rng.bit_generator.state, "items": self.items.tolist()}
+        """The state with its vectors and matrices as numpy arrays (copies): runners checkpoint it after
+        every session, and a [k, d] basis is slow to turn into lists and to pickle as lists."""
+        return {"z_long": self.z_long.numpy().copy(), "z_short": self.z_short.numpy().copy(), "b": self.b,
+                "z_ctx": {key: z.numpy().copy() for key, z in self.z_ctx.items()},
+                "P": self.P.numpy().copy(), "mu": self.mu.numpy().copy(), "fitted_n": self.fitted_n,
+                "updates": self.updates, "rng": self.rng.bit_generator.state, "items": self.items.copy()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], k: int, dim: int) -> "UserState":
@@ -230,7 +232,7 @@ class UserState:
         s.fitted_n = int(d["fitted_n"])
         s.updates = int(d.get("updates", 0))
         s.rng.bit_generator.state = d["rng"]
-        s.items = np.asarray(d.get("items", []), dtype=np.float64).reshape(-1, k)
+        s.items = np.array(d.get("items", []), dtype=np.float64).reshape(-1, k)
         return s
 
 
