@@ -13,6 +13,7 @@ import json
 from collections import Counter, defaultdict
 
 from agents import make_agent
+from agents.base import strip_oracle
 from personalization_env.env import MultiSessionCollabEnv
 from personalization_env.feedback import make_classifier
 
@@ -21,7 +22,7 @@ def collect(profiles: str, users: int, sessions: int, seed: int = 0) -> list[tup
     """(message, true label) of every user reply turn."""
     out = []
     for method in ("vanilla", "oracle"):
-        env = MultiSessionCollabEnv(profiles=profiles, n_users=users)
+        env = MultiSessionCollabEnv(profiles=profiles, n_users=users, oracle_info=True)
         kw = {"profiles": env.profiles} if method == "oracle" else {}
         agent = make_agent(method, seed=seed, **kw)
         env.reset(seed=seed)
@@ -30,8 +31,8 @@ def collect(profiles: str, users: int, sessions: int, seed: int = 0) -> list[tup
                 obs, _ = env.reset(options={"user_id": p.user_id})
                 while True:
                     obs, r, te, tr, info = env.step(agent.act(obs))
-                    agent.observe(obs, r, te, tr, info)
                     out.append((obs["message"], info["oracle"]["label"]))
+                    agent.observe(obs, r, te, tr, strip_oracle(info))
                     if te or tr:
                         break
     return out

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from agents.base import Agent
+from agents.base import Agent, strip_oracle
 from benchmarks import checkpoint
 from benchmarks.checkpoint import LaneCheckpoint
 from personalization_env.env import MultiSessionCollabEnv
@@ -112,9 +112,9 @@ def run_session(env: MultiSessionCollabEnv, agent: Agent, user_id: str, session:
             while True:
                 reply = agent.act(obs)
                 obs, reward, terminated, truncated, info = env.step(reply)
-                agent.observe(obs, reward, terminated, truncated, info)
-                ret += reward
                 labels.append(info["oracle"]["label"])
+                agent.observe(obs, reward, terminated, truncated, strip_oracle(info))  # never the ground truth
+                ret += reward
                 if terminated or truncated:
                     break
         row.update(status="ok", **info["metrics"], **{"return": ret, "labels": labels})

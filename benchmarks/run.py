@@ -189,7 +189,7 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
         spec = local_spec(frest) if fam == "llm_local" else (frest or "scripted")
         feedback = LLMJudgeClassifier(_backend(spec, cfg))
     return dict(profiles=cfg.profiles, n_users=cfg.n_users, datasets=cfg.datasets, data_dir=cfg.data_dir,
-                max_turns=cfg.max_turns, feedback=feedback, user_simulator=user)
+                max_turns=cfg.max_turns, feedback=feedback, user_simulator=user, oracle_info=True)
 
 
 def health_check(backends: dict[str, ChatBackend], wait: float = 0.0) -> None:

@@ -75,8 +75,10 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     reacts: it restates violated preferences, corrects or asks for clarity, and keeps a draft answer
     that changes only after helpful, compliant replies. Preferences persist across sessions, so an
     agent that remembers them saves the user effort. ``reset()`` starts the current user's next
-    session with a new task; ``reset(seed=s)`` starts a fresh lifetime (every user back at session 0);
-    ``reset(options={"user_id": ...})`` switches user.
+    session with a new task; ``reset(seed=s)`` starts a fresh lifetime (every user back at session 0)
+    with user ``s mod n_users``; ``reset(options={"user_id": ...})`` (or ``"user_index"``) switches user.
+    Vector envs (``gym.make_vec`` in any mode, or a hand-built ``AsyncVectorEnv`` reset with a seed)
+    therefore give sub-env ``i`` user ``(seed + i) mod n_users``.
 
     **Observation.** ``Dict(user_id: text, message: text, session: Discrete, turn: Discrete)``: the user's
     latest message, which user and session it is, and the user-turn index.
@@ -84,17 +86,21 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     **Action.** The assistant's reply: a non-empty ``str`` of at most ``max_reply_chars`` characters.
 
     **Rewards.** Named terms, each reported in ``info["reward_terms"]``: ``feedback`` = value of the
-    feedback label of the user's reaction (classifier ``oracle`` or ``keyword``; defaults:
-    restate -1.0, correction -0.8, confusion -0.6, praise +0.8, progress +0.1, neutral/topic shift 0);
-    ``task_success`` = ``success_reward`` times whether the final draft answer is correct (last step only).
+    feedback label of the user's reaction (defaults: restate -1.0, correction -0.8, confusion -0.6,
+    praise +0.8, progress +0.1, neutral/topic shift 0); ``task_success`` = ``success_reward`` times
+    whether the final draft answer is correct (last step only). The label's source is ``feedback``:
+    by default (``"oracle"``) the simulator's own true label of its message, exact but privileged (a
+    deployed assistant could not compute it); ``"keyword"`` or ``"llm:<spec>"`` label the message as a
+    deployed system would, with their errors.
 
     **Episode end.** ``terminated`` when the user ends the session (satisfied, or out of patience);
     ``truncated`` when the user has sent ``max_turns`` messages. Stepping afterwards raises.
 
     **Info.** ``user_id``, ``session``, ``turn``, ``reward_terms``; on the last step ``metrics``
-    (task_success, user_effort, turns, messages, timeout, compliance). ``info["oracle"]`` holds what a
-    deployed assistant could not know (true label, enforced preference ids, checker verdicts, draft
-    answer); agents must not read it.
+    (task_success, user_effort, turns, messages, timeout, compliance). With ``oracle_info=True``,
+    ``info["oracle"]`` holds what a deployed assistant could not know (true label, enforced preference
+    ids, checker verdicts, draft answer, its correctness); agents must not read it (the benchmark
+    runner asks for it to record the labels, and strips it before agents see ``info``).
 
     **Arguments.** ``profiles`` (``"msc"``, ``"complex"``, a path, or Profile objects), ``datasets``
     (comma-separated names), ``user_simulator`` (``"rule"``, ``"llm:<backend spec>"``,
@@ -102,7 +108,8 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     ``"keyword"``, ``"llm:<backend spec>"``, ``"llm_local:<model>"``), ``rewards`` (label overrides),
     ``success_reward`` (1.0), ``n_users`` (first N profiles), ``tasks_per_dataset`` (100), ``data_dir``
     (MSC caches), ``max_reply_chars`` (16000), ``render_mode`` (``"ansi"`` or ``"human"``),
-    ``answer_judge`` (None, or a backend spec grading free-form tasks: ``meta["scoring"] == "judge"``).
+    ``answer_judge`` (None, or a backend spec grading free-form tasks: ``meta["scoring"] == "judge"``),
+    ``oracle_info`` (False: no ``info["oracle"]``).
 
     **Version history.** v0: first release.
 
@@ -130,6 +137,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         max_reply_chars: int = 16000,
         render_mode: str | None = None,
         answer_judge: Any = None,
+        oracle_info: bool = False,
     ):
         if not isinstance(max_turns, int) or max_turns < 2:
             raise ValueError(f"max_turns must be an int >= 2, got {max_turns!r}")
@@ -163,6 +171,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         self.max_turns = max_turns
         self.max_reply_chars = max_reply_chars
         self.render_mode = render_mode
+        self.oracle_info = bool(oracle_info)
 
         longest = max(len(p.user_id) for p in self.profiles)
         self.observation_space = spaces.Dict({
@@ -206,6 +215,10 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
             if not isinstance(i, (int, np.integer)) or not 0 <= i < len(self.profiles):
                 raise ValueError(f"user_index must be in [0, {len(self.profiles)}), got {i!r}")
             self._current = int(i)
+        elif seed is not None:
+            # no user named: user (seed mod n_users), so the sub-envs of any vector env (Gymnasium seeds
+            # sub-env i with seed + i) serve distinct users
+            self._current = int(seed) % len(self.profiles)
         u = self._current
         s = self._sessions_done[u]
         self._sessions_done[u] += 1
@@ -344,19 +357,21 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         rec = self._rec
         assert rec is not None
         task = rec.task
-        return {
+        info: dict[str, Any] = {
             "user_id": self.profiles[rec.user_index].user_id,
             "session": rec.session,
             "turn": rec.user_turns - 1,
             "task_id": task.task_id,
             "dataset": task.dataset,
             "feedback_label": label,
-            "oracle": {
+        }
+        if self.oracle_info:
+            info["oracle"] = {
                 "label": turn.label,
                 "enforced_ids": list(turn.enforced_ids),
                 "verdicts": dict(turn.verdicts),
                 "draft_answer": turn.draft_answer,
                 "draft_correct": is_correct(task, turn.draft_answer),
                 "outcome": turn.outcome,
-            },
-        }
+            }
+        return info

@@ -1,7 +1,8 @@
 """Vector form: ``gym.make_vec("MultiSessionCollab-v0", num_envs=N)``.
 
-Each sub-env serves one user (sub-env ``i`` starts with user ``i mod n_users``) and runs that
-user's sessions one after another. The model calls of all sub-envs go together: the user
+Each sub-env serves its own user (sub-env ``i``: user ``(seed + i) mod n_users``, ``seed`` being 0
+when the first reset has none; more sub-envs than users is refused) and runs that user's sessions
+one after another. The model calls of all sub-envs go together: the user
 simulator opens the sessions of a reset with one ``start_batch`` and reacts to a step's replies with
 one ``respond_batch``, and the feedback classifier labels them with one ``classify_batch``, so with a
 model-backed simulator or judge the N requests of a step are in flight at once (up to the backend's
@@ -38,6 +39,9 @@ class MultiSessionCollabVectorEnv(VectorEnv):
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         first = MultiSessionCollabEnv(**kwargs)
+        if num_envs > len(first.profiles):
+            raise ValueError(f"num_envs={num_envs} is more than the {len(first.profiles)} users loaded; each sub-env "
+                             f"serves its own user: load more users (n_users, profiles) or make fewer sub-envs")
         self.envs = [first] + [self._clone(first, kwargs) for _ in range(num_envs - 1)]
         self.num_envs = num_envs
         self.single_observation_space = first.observation_space
@@ -56,8 +60,9 @@ class MultiSessionCollabVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         seeds = seed if isinstance(seed, list) else [None if seed is None else seed + i for i in range(self.num_envs)]
-        n_users = len(self.envs[0].profiles)
-        opened = self._reset_all({i: (seeds[i], options or {"user_index": i % n_users}) for i in range(self.num_envs)})
+        n_users, base = len(self.envs[0].profiles), seed if isinstance(seed, int) else 0
+        opened = self._reset_all({i: (seeds[i], options or {"user_index": (base + i) % n_users})
+                                  for i in range(self.num_envs)})
         infos: dict[str, Any] = {}
         for i in range(self.num_envs):
             infos = self._add_info(infos, opened[i][1], i)
@@ -79,6 +84,9 @@ class MultiSessionCollabVectorEnv(VectorEnv):
         return out
 
     def step(self, actions):
+        if isinstance(actions, (str, bytes)):
+            raise TypeError(f"step() takes one reply per sub-env (a list or tuple of {self.num_envs} str), got a "
+                            f"single {type(actions).__name__}")
         actions = list(actions)
         if len(actions) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got {len(actions)}")

@@ -42,7 +42,7 @@ def test_agents_never_see_oracle_info():
         def _observe(self, obs, reward, terminated, truncated, info):
             seen.append(info)
 
-    env = MultiSessionCollabEnv(n_users=1, tasks_per_dataset=5)
+    env = MultiSessionCollabEnv(n_users=1, tasks_per_dataset=5, oracle_info=True)
     obs, _ = env.reset(seed=0)
     a = Spy()
     obs, r, te, tr, info = env.step(a.act(obs))

@@ -7,6 +7,8 @@ with one test behaviour each, switched on by environment variables so worker pro
 - ``MSC_TEST_WEDGE_AT="<user_id>/<session>"``: :class:`WedgedAgent` blocks (60 s) in that session.
 - ``MSC_TEST_START_LOG=<file>``: :class:`StartLogAgent` appends "<user_id> <session>" to the file
   whenever it starts a session.
+- :class:`OracleSpyAgent` overrides the public ``observe`` (so the base class cannot strip anything for
+  it) and fails if ``info`` ever holds the ground truth.
 """
 
 from __future__ import annotations
@@ -53,3 +55,13 @@ class StartLogAgent(ReflectionAgent):
                 finally:
                     os.close(fd)
         return super()._act_batch(observations)
+
+
+class OracleSpyAgent(ReflectionAgent):
+    name = "oracle_spy"
+
+    def observe(self, obs: Mapping[str, Any], reward: float, terminated: bool, truncated: bool,
+                info: Mapping[str, Any]) -> None:
+        if "oracle" in info:
+            raise ValueError("the agent was handed info['oracle']")
+        super().observe(obs, reward, terminated, truncated, info)

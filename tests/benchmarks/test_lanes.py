@@ -193,3 +193,8 @@ def test_bad_lane_settings_name_the_value(tmp_path):
         RunConfig(resume=True, continue_from="x")
     with pytest.raises(FileNotFoundError, match="no run there"):
         run(cfg(tmp_path / "x", continue_from=str(tmp_path / "nothing")))
+
+
+def test_the_runner_never_hands_agents_the_ground_truth(tmp_path):
+    rows = run(cfg(tmp_path / "r", methods=["tests.benchmarks.plugins:OracleSpyAgent"], sessions=2))
+    assert rows and all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import personalization_env  # noqa: F401  (registers the id)
 from agents import make_agent
 from personalization_env.env import MultiSessionCollabEnv
+from personalization_env.feedback.labels import LABELS
 
 
 def small_env(**kw):
@@ -95,7 +96,11 @@ def test_final_step_reports_metrics_and_reward_terms():
     m = info["metrics"]
     assert set(m) >= {"task_success", "user_effort", "turns", "timeout", "compliance"}
     assert m["turns"] <= env.max_turns
-    assert "label" in info["oracle"]
+    assert "oracle" not in info  # the ground truth only when asked for
+    env = MultiSessionCollabEnv(n_users=1, oracle_info=True)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step("Let me think about it.")
+    assert info["oracle"]["label"] in LABELS and "draft_correct" in info["oracle"]
 
 
 @pytest.mark.parametrize("action,exc,needle", [
@@ -182,3 +187,49 @@ def test_vector_env_sends_its_sub_envs_model_calls_together():
         envs.close()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("mode", ["vector_entry_point", "sync", "async"])
+def test_vector_envs_of_every_mode_step_on_real_text_with_distinct_users(mode):
+    envs = gym.make_vec("MultiSessionCollab-v0", num_envs=3, vectorization_mode=mode, n_users=5, profiles="complex",
+                        datasets="gen_math,gen_mc,gen_code", tasks_per_dataset=10)
+    obs, _ = envs.reset(seed=1)
+    assert tuple(obs["user_id"]) == ("complex-0001", "complex-0002", "complex-0003")  # user (seed + i) mod n
+    assert all(" " in m and "?" in m or "." in m for m in obs["message"])  # real text, not Gymnasium's charset
+    obs, r, te, tr, _ = envs.step(["Here is the answer × 42, ünïcode and a\nnew line."] * 3)
+    assert r.shape == (3,) and all(isinstance(m, str) and m for m in obs["message"])
+    if mode == "vector_entry_point":
+        with pytest.raises(TypeError, match="one reply per sub-env"):
+            envs.step("ab")
+    envs.close()
+
+
+def test_more_sub_envs_than_users_is_refused_and_a_seeded_single_env_picks_its_user():
+    with pytest.raises(ValueError, match="num_envs=4 is more than the 3 users"):
+        gym.make_vec("MultiSessionCollab-v0", num_envs=4, n_users=3)
+    env = MultiSessionCollabEnv(n_users=5)
+    assert env.reset(seed=7)[0]["user_id"] == "msc-0002"
+    assert env.reset(seed=7, options={"user_id": "msc-0004"})[0]["user_id"] == "msc-0004"
+
+
+def test_run_vector_drives_any_agent_on_a_vector_env():
+    from agents import run_vector
+
+    envs = gym.make_vec("MultiSessionCollab-v0", num_envs=3, n_users=3, tasks_per_dataset=10)
+    records = run_vector(make_agent("all_memory"), envs, sessions=2, seed=0)
+    assert sorted((r["user_id"], r["session"]) for r in records) == [(f"msc-{u:04d}", s) for u in range(3)
+                                                                     for s in range(2)]
+    # the same sessions as one env run user by user with the same agent code
+    env = MultiSessionCollabEnv(n_users=3, tasks_per_dataset=10)
+    single = {}
+    for u in range(3):
+        agent = make_agent("all_memory")
+        for s in range(2):
+            obs, _ = env.reset(seed=u if s == 0 else None)
+            while True:
+                obs, r, te, tr, info = env.step(agent.act(obs))
+                agent.observe(obs, r, te, tr, info)
+                if te or tr:
+                    single[(info["user_id"], s)] = info["metrics"]["user_effort"]
+                    break
+    assert {(r["user_id"], r["session"]): r["user_effort"] for r in records} == single
