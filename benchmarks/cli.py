@@ -125,17 +125,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def print_report(rows: list, by_session: bool = False, compare: list[str] | None = None, from_session: int = 0) -> None:
+def print_report(rows: list, by_session: bool = False, compare: list[str] | None = None, from_session: int = 0,
+                 methods: list[str] | None = None, max_turns: int | None = None) -> None:
     """Summary table, optional per-session table, paired tests and the user-vector change rate."""
-    from benchmarks.report import format_table, summarize, vector_change_rate
+    from benchmarks.report import format_table, resolve_pairs, summarize, vector_change_rate
     from benchmarks.stats import compare_methods
 
-    print(format_table(summarize(rows)))
+    methods = methods or list(dict.fromkeys(r["method"] for r in rows))
+    pairs = resolve_pairs(compare, methods) if compare else []  # bad names fail before anything is printed
+    print(format_table(summarize(rows, methods=methods, max_turns=max_turns)))
     if by_session:
         print()
-        print(format_table(summarize(rows, by_session=True), by_session=True))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    pairs = [tuple(c.split(",")) for c in (compare or [])]
+        print(format_table(summarize(rows, by_session=True, methods=methods, max_turns=max_turns), by_session=True))
     if not pairs and "rag_vector" in methods and "rag" in methods:
         pairs = [("rag_vector", "rag")]
     for a, b in pairs:
@@ -149,10 +150,16 @@ def print_report(rows: list, by_session: bool = False, compare: list[str] | None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmarks.report import load_rows
+    from benchmarks.report import load_runs, method_order, write_report
 
-    rows = load_rows(args.run_dir)
-    print_report(rows, by_session=args.by_session, compare=args.compare, from_session=args.from_session)
+    rows, metas = load_runs(args.run_dirs)
+    print_report(rows, by_session=args.by_session, compare=args.compare, from_session=args.from_session,
+                 methods=method_order(rows, metas), max_turns=metas[0].get("config", {}).get("max_turns"))
+    if args.out:
+        res = write_report(args.run_dirs, args.out, compare=args.compare, from_session=args.from_session,
+                           plots=not args.no_plots)
+        print(f"\nwrote {res['summary_md']}, {res['summary_csv'].name}, {res['summary_json'].name}"
+              + (f" and {len(res['plots'])} learning curves (curve_<metric>.png)" if res["plots"] else ""))
     return 0
 
 
@@ -205,8 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run methods x users x sessions and print the summary table")
     _add_run_args(p_run)
     p_run.set_defaults(func=cmd_run)
-    p_rep = sub.add_parser("report", help="tables and paired tests of a finished run folder")
-    p_rep.add_argument("run_dir", help="the folder 'msc run' wrote (with sessions.jsonl)")
+    p_rep = sub.add_parser("report", help="tables, paired tests, gap shares and plots of run folders")
+    p_rep.add_argument("run_dirs", nargs="+", metavar="RUN",
+                       help="folders 'msc run' wrote; several are pooled (same world, no session twice)")
+    p_rep.add_argument("--out", default=None, metavar="DIR",
+                       help="write summary.md, summary.csv, summary.json and curve_<metric>.png into DIR")
+    p_rep.add_argument("--no-plots", action="store_true", help="with --out: skip the PNGs (no matplotlib needed)")
     p_rep.add_argument("--by-session", action="store_true", help="also print the table per session index")
     p_rep.add_argument("--compare", action="append", metavar="A,B",
                        help="paired test of user effort between methods A and B (repeatable)")
@@ -255,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RunLockedError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RunLockedError, ImportError) as e:
         print(f"msc: error: {e}", file=sys.stderr)
         return 2
 
