@@ -131,3 +131,33 @@ def test_query_transformation_finds_task_kind_cards_the_problem_text_misses():
         scores[name] = agent.base_scores(problem, cards, emb, agent.embedder.encode_one(problem))
     assert scores["plain"].max() == 0  # the problem text shares no word with any card
     assert int(scores["qt"].argmax()) == 3 and scores["qt"][3] > scores["qt"][:3].max()  # the task kind does
+
+
+@pytest.mark.parametrize("method", [*METHODS, "oracle"])
+def test_fork_and_commit_from_one_snapshot(method):
+    """The GRPO pattern: snapshot the user's lifetime (env) and the agent's memory, roll the next
+    session out twice from it; with the same replies the rollouts are identical, and committing one
+    (restoring the state after it) continues exactly as if only that one had happened."""
+    env = MultiSessionCollabEnv(n_users=2, tasks_per_dataset=20)
+    kw = {"profiles": env.profiles} if method == "oracle" else {}
+    agent = make_agent(method, seed=3, **kw)
+    play(agent, env, ["msc-0000"], 2)
+    snap = (env.snapshot(), agent.state_dict())
+
+    def rollout(env, agent):
+        replies = play(agent, env, ["msc-0000"], 1, seed=None, replies=[])
+        return replies, (env.snapshot(), agent.state_dict())
+
+    first, after_first = rollout(env, agent)
+    play(agent, env, ["msc-0000"], 1, seed=None)  # the live env and agent move on: the snapshot must not
+    env2, agent2 = MultiSessionCollabEnv(n_users=2, tasks_per_dataset=20), make_agent(method, seed=3, **kw)
+    env2.restore(snap[0])
+    agent2.load_state_dict(snap[1])
+    second, _ = rollout(env2, agent2)
+    assert second == first
+    # commit the first rollout: what follows equals continuing right after it
+    env3, agent3 = MultiSessionCollabEnv(n_users=2, tasks_per_dataset=20), make_agent(method, seed=3, **kw)
+    env3.restore(after_first[0])
+    agent3.load_state_dict(after_first[1])
+    assert play(agent3, env3, ["msc-0000"], 1, seed=None, replies=[]) == \
+        play(agent2, env2, ["msc-0000"], 1, seed=None, replies=[])

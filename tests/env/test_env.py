@@ -233,3 +233,40 @@ def test_run_vector_drives_any_agent_on_a_vector_env():
                     single[(info["user_id"], s)] = info["metrics"]["user_effort"]
                     break
     assert {(r["user_id"], r["session"]): r["user_effort"] for r in records} == single
+
+
+def test_lifetime_wrapper_makes_a_user_s_sessions_one_episode():
+    from personalization_env.wrappers import LifetimeEpisode
+
+    def replies():
+        while True:
+            yield "Let me think step by step."
+            yield "The answer is 4."
+
+    env = LifetimeEpisode(MultiSessionCollabEnv(n_users=2, tasks_per_dataset=10), sessions=3)
+    obs, info = env.reset(seed=1)
+    ends, steps, gen = [], 0, replies()
+    while True:
+        obs, r, te, tr, info = env.step(next(gen))
+        steps += 1
+        if "session_end" in info:
+            ends.append(info["session_end"])
+            assert obs["user_id"] == "msc-0001"  # the same user throughout
+        if te or tr:
+            break
+    assert te and not tr and [e["index"] for e in ends] == [0, 1, 2]
+    # the same three sessions, stepped on the bare env
+    bare, turns, gen = MultiSessionCollabEnv(n_users=2, tasks_per_dataset=10), 0, replies()
+    bare.reset(seed=1)
+    for s in range(3):
+        if s:
+            bare.reset()
+        while True:
+            _, _, te, tr, info = bare.step(next(gen))
+            turns += 1
+            if te or tr:
+                assert info["metrics"] == ends[s]["metrics"]
+                break
+    assert turns == steps
+    with pytest.raises(ValueError, match="sessions must be a positive int"):
+        LifetimeEpisode(MultiSessionCollabEnv(n_users=1), sessions=0)
