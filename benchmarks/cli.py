@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,15 +15,21 @@ from benchmarks.checkpoint import RunLockedError
 from benchmarks.run import RunConfig
 
 
+#: the main job's defaults (``msc run`` with no arguments): the six methods and the oracle on the
+#: 43-preference profiles, enough users and sessions to see learning and tell the methods apart
+MAIN_JOB = {"methods": "all", "profiles": "complex", "users": 60, "sessions": 10}
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     d = RunConfig()
-    p.add_argument("--methods", default=",".join(d.methods),
+    p.add_argument("--methods", default=MAIN_JOB["methods"],
                    help="comma-separated agents: vanilla, contextual, reflection, all_memory, rag, rag_vector, oracle, "
                         "a module:Class plug-in, or 'all' (the six + oracle) (default: %(default)s)")
-    p.add_argument("--profiles", default=d.profiles,
+    p.add_argument("--profiles", default=MAIN_JOB["profiles"],
                    help="profile set: msc, complex, complex-<k>, or a .jsonl/.json file (default: %(default)s)")
-    p.add_argument("--users", type=int, default=d.n_users, help="first N users of the set (default: %(default)s; 0 = all)")
-    p.add_argument("--sessions", type=int, default=d.sessions, help="sessions per user (default: %(default)s)")
+    p.add_argument("--users", type=int, default=MAIN_JOB["users"],
+                   help="first N users of the set (default: %(default)s; 0 = all)")
+    p.add_argument("--sessions", type=int, default=MAIN_JOB["sessions"], help="sessions per user (default: %(default)s)")
     p.add_argument("--datasets", default=d.datasets, help="comma-separated datasets (default: %(default)s)")
     p.add_argument("--data-dir", default=None, help="folder of MultiSessionCollab *_test20.json caches")
     p.add_argument("--max-turns", type=int, default=d.max_turns, help="user turns per session (default: %(default)s)")
@@ -48,8 +55,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay", action="store_true", help="answer every model call from --cache (no model calls)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<profiles>-<time>)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes; the CPU-bound embedded world scales with these (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="worker processes (default 0: one per CPU core, up to 8, on the CPU-bound embedded world; "
+                        "1 when a role uses a model server, where lanes keep the servers busy)")
     p.add_argument("--lanes", type=int, default=None,
                    help="(method, user) lanes in flight per worker; with model servers many lanes keep them busy "
                         "(default: 1 on the embedded world, up to 256 when a role uses a model server)")
@@ -57,7 +65,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="a session running longer than S seconds is recorded as failed (default: no limit)")
     p.add_argument("--call-timeout", type=float, default=None, metavar="S",
                    help="seconds per model request attempt (default: $MSC_LLM_TIMEOUT or 120)")
-    p.add_argument("--summary-only", action="store_true", help="skip the table per session index")
+    p.add_argument("--by-session", action="store_true", help="also print the table per session index")
+    p.add_argument("--summary-only", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write <out>/report (summary.md/.csv/.json and learning-curve plots)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard curves (default: <out>/tensorboard, one run per method)")
@@ -68,7 +79,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.run import llm_totals, run
+    from benchmarks.run import llm_totals, run, uses_models
     from personalization_env.llm.base import BackendUnavailableError
 
     if args.resume and not args.out:
@@ -89,11 +100,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                     n_users=args.users or None, sessions=args.sessions, datasets=args.datasets,
                     data_dir=args.data_dir, max_turns=args.max_turns, feedback=args.feedback,
                     agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress,
-                    workers=args.workers, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
+                    workers=args.workers or 1, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
                     agent_args=agent_args, lanes=args.lanes, session_timeout=args.session_timeout,
                     call_timeout=args.call_timeout, continue_from=args.continue_from, overwrite=args.overwrite,
                     allow_code_change=args.allow_code_change, tensorboard=not args.no_tensorboard,
                     shard=args.shard, wait_for_servers=args.wait_for_servers)
+    if args.workers == 0:
+        cfg.workers = 1 if uses_models(cfg) else max(1, min(os.cpu_count() or 1, 8))
     try:
         rows = run(cfg)
     except BackendUnavailableError as e:
@@ -114,7 +127,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(f"{role} model: {t.get('calls', 0)} calls ({t.get('cache_hits', 0)} from cache), {t.get('tokens', 0)} "
                   f"tokens, {t.get('retries', 0)} retries, {t.get('repairs', 0)} JSON repairs, faults {t['faults'] or 'none'}")
-    print_report(rows, by_session=not args.summary_only)
+    print_report(rows, by_session=args.by_session, methods=cfg.methods, max_turns=cfg.max_turns)
+    report = None
+    if not args.no_report:
+        from benchmarks.report import write_report
+
+        try:
+            report = write_report([out], Path(out) / "report", from_session=cfg.sessions // 2)
+        except ImportError as e:  # no matplotlib: the tables still go to the report folder
+            print(f"(no plots: {e})", file=sys.stderr)
+            report = write_report([out], Path(out) / "report", from_session=cfg.sessions // 2, plots=False)
+    from benchmarks.story import closing_summary
+
+    story = closing_summary(rows, cfg.methods, cfg.sessions, out, report=report, tensorboard=cfg.tensorboard)
+    if story:
+        print(f"\n{story}")
     if failures:
         print(f"\n{len(failures)} session(s) failed; their lanes stopped there (msc run ... --out {out} --resume "
               f"retries them):", file=sys.stderr)

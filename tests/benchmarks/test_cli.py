@@ -17,9 +17,14 @@ def test_msc_run_writes_results_and_prints_table(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "vanilla" in p.stdout and "oracle" in p.stdout and "effort" in p.stdout
     rows = [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * 3 * 2 and all(r["status"] == "ok" for r in rows)
+    # the main job's defaults: the six methods and the oracle on the 43-preference profiles
+    assert len(rows) == 7 * 3 * 2 and all(r["status"] == "ok" for r in rows)
+    assert {r["user_id"] for r in rows} == {"complex-0000", "complex-0001", "complex-0002"}
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["config"]["sessions"] == 2 and meta["simulated"] is True
+    # it closes with what the run shows and where the results are
+    assert "Share of that gap each method closed" in p.stdout and "tensorboard --logdir" in p.stdout
+    assert (out / "report" / "summary.md").exists() and (out / "report" / "curve_user_effort.png").exists()
 
 
 def test_msc_run_bad_names_fail_with_one_line(tmp_path):
