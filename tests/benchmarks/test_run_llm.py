@@ -78,7 +78,7 @@ def test_server_down_stops_with_one_line_then_resumes_and_replays(tmp_path, caps
     url, port = srv.base_url, srv.port
     srv.stop()
     out = tmp_path / "r"
-    args = ["run", "--methods", "vanilla,reflection", "--users", "3", "--sessions", "2", "--user",
+    args = ["run", "--methods", "vanilla,reflection", "--profiles", "msc", "--users", "3", "--sessions", "2", "--user",
             f"llm:openai:scripted@{url}", "--agent-model", f"openai:scripted@{url}", "--out", str(out),
             "--no-progress", "--summary-only"]
     assert main(args) == 3
