@@ -176,6 +176,8 @@ VERIFY = ("check:", "let's check", "let me check", "checking", "verify", "verifi
           "double check", "confirms", "confirm:", "checks out")
 COMPLEXITY_RE = re.compile(r"\bO\([^)]{1,30}\)|time complexity|space complexity|runs in linear|runs in quadratic"
                            r"|linear time|quadratic time|logarithmic time|constant time", re.IGNORECASE)
+_COMPLEXITY_NEEDLES = ("o(", "complexity", "runs in", "linear time", "quadratic time", "logarithmic time",
+                       "constant time")  # one of them is in every COMPLEXITY_RE match
 LATEX_RE = re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]|\$\$.+?\$\$", re.DOTALL)
 LATEX_CMD_RE = re.compile(r"\\(frac|sqrt|cdot|times|le|ge|leq|geq|neq|pi|sum|int|alpha|beta|theta|left|right|"
                           r"text|mathrm|binom|infty|approx|pm)\b")
@@ -255,7 +257,9 @@ def has_numbered_steps(reply: str, ctx: ReplyContext, min: int = 2) -> bool:
 @register("step_labels")
 def step_labels(reply: str, ctx: ReplyContext, min: int = 2) -> bool:
     """At least ``min`` distinct 'Step N' labels."""
-    return len(set(re.findall(r"\bstep\s+(\d+)\s*[:.)]", T.prose(reply), re.IGNORECASE))) >= min
+    p = T.prose(reply)
+    labels = re.findall(r"\bstep\s+(\d+)\s*[:.)]", p, re.IGNORECASE) if T.may_contain(p, ("step",)) else []
+    return len(set(labels)) >= min
 
 
 @register("has_headings")
@@ -291,6 +295,8 @@ def max_paragraph_sentences(reply: str, ctx: ReplyContext, n: int = 3) -> bool:
 @register("has_bold")
 def has_bold(reply: str, ctx: ReplyContext, min: int = 1) -> bool:
     """At least ``min`` bold spans (``**x**`` or ``__x__``) in prose (not counting headings)."""
+    if "**" not in reply and "__" not in reply:
+        return 0 >= min
     lines = [ln.text for ln in T.classify_lines(reply) if ln.kind in ("prose", "item", "table")]
     return len(re.findall(r"\*\*[^*\n]+\*\*|__[^_\n]+__", "\n".join(lines))) >= min
 
@@ -301,6 +307,8 @@ def no_markdown(reply: str, ctx: ReplyContext) -> bool:
     lines = T.classify_lines(reply)
     if any(ln.kind in ("heading", "table") for ln in lines):
         return False
+    if "*" not in reply and "__" not in reply:
+        return True
     text = "\n".join(ln.text for ln in lines if ln.kind in ("prose", "item"))
     return not re.search(r"\*\*[^*\n]+\*\*|__[^_\n]+__|(?<![\w*])\*[^*\s][^*\n]*\*(?!\w)", text)
 
@@ -315,7 +323,7 @@ def has_table(reply: str, ctx: ReplyContext) -> bool:
 @register("no_emoji")
 def no_emoji(reply: str, ctx: ReplyContext) -> bool:
     """No emoji characters."""
-    return not EMOJI_RE.search(reply)
+    return reply.isascii() or not EMOJI_RE.search(reply)
 
 
 @register("ends_with_tldr")
@@ -392,7 +400,8 @@ def has_confidence(reply: str, ctx: ReplyContext) -> bool:
     """When the reply gives an answer, it states a confidence ('I'm 90% confident', 'Confidence: high')."""
     if not _needs_answer(ctx):
         return True
-    return bool(CONFIDENCE_RE.search(T.prose(reply)))
+    p = T.prose(reply)
+    return T.may_contain(p, ("%", "confiden", "sure", "certain")) and bool(CONFIDENCE_RE.search(p))
 
 
 @register("multiple_approaches")
@@ -656,7 +665,8 @@ def code_first(reply: str, ctx: ReplyContext, max_lines: int = 1) -> bool:
 @register("mentions_complexity")
 def mentions_complexity(reply: str, ctx: ReplyContext) -> bool:
     """States time/space complexity (big-O or 'linear time')."""
-    return bool(COMPLEXITY_RE.search(T.prose(reply)))
+    p = T.prose(reply)
+    return T.may_contain(p, _COMPLEXITY_NEEDLES) and bool(COMPLEXITY_RE.search(p))
 
 
 @register("single_code_block")
@@ -685,6 +695,8 @@ def mentions_edge_cases(reply: str, ctx: ReplyContext) -> bool:
 @register("has_latex")
 def has_latex(reply: str, ctx: ReplyContext) -> bool:
     """Math is typeset in LaTeX: at least one ``$...$``, ``\\(...\\)``, ``\\[...\\]`` or ``$$...$$`` span."""
+    if "$" not in reply and "\\" not in reply:
+        return False
     return bool(LATEX_RE.search(T.prose(reply) + "\n" + "\n".join(
         ln.text for ln in T.classify_lines(reply) if ln.kind == "math")))
 
@@ -692,6 +704,8 @@ def has_latex(reply: str, ctx: ReplyContext) -> bool:
 @register("no_latex")
 def no_latex(reply: str, ctx: ReplyContext) -> bool:
     """No LaTeX delimiters or commands in the prose (a ``\\boxed{...}`` answer marker is tolerated)."""
+    if "$" not in reply and "\\" not in reply:
+        return True
     lines = [ln.text for ln in T.classify_lines(reply) if ln.kind in ("prose", "item", "math", "heading", "table")]
     text = re.sub(r"\\boxed\{[^{}]*\}", "", "\n".join(lines))
     return not LATEX_RE.search(text) and not LATEX_CMD_RE.search(text)
@@ -700,6 +714,8 @@ def no_latex(reply: str, ctx: ReplyContext) -> bool:
 @register("has_display_math")
 def has_display_math(reply: str, ctx: ReplyContext) -> bool:
     """At least one equation on its own line as display math (``$$...$$`` or ``\\[...\\]``)."""
+    if "$$" not in reply and "\\[" not in reply:
+        return False
     return any(ln.kind == "math" for ln in T.classify_lines(reply)) or bool(
         re.search(r"^\s*\$\$\s*$[\s\S]+?^\s*\$\$\s*$", reply, re.M))
 
@@ -714,8 +730,9 @@ def has_boxed(reply: str, ctx: ReplyContext) -> bool:
 def defines_variables(reply: str, ctx: ReplyContext) -> bool:
     """Introduces a variable explicitly ('Let x be ...', 'where n is ...', 'denote ... by')."""
     p = T.prose(reply)
-    return bool(re.search(r"\blet\s+\$?\\?\(?[A-Za-z](?:_\w+)?\$?\\?\)?\s+(?:be|denote|represent|stand|=)"
-                          r"|\bwhere\s+\$?[A-Za-z](?:_\w+)?\$?\s+(?:is|denotes|=)|\bdenote\b", p, re.IGNORECASE))
+    return T.may_contain(p, ("let", "where", "denote")) and bool(re.search(
+        r"\blet\s+\$?\\?\(?[A-Za-z](?:_\w+)?\$?\\?\)?\s+(?:be|denote|represent|stand|=)"
+        r"|\bwhere\s+\$?[A-Za-z](?:_\w+)?\$?\s+(?:is|denotes|=)|\bdenote\b", p, re.IGNORECASE))
 
 
 @register("has_verification")
@@ -767,7 +784,9 @@ def conclusion_line(reply: str, ctx: ReplyContext) -> bool:
 @register("word_count_stated")
 def word_count_stated(reply: str, ctx: ReplyContext) -> bool:
     """States a word count ('Word count: 120', '(about 80 words)')."""
-    return bool(re.search(r"word count|\b\d+\s+words\b", T.prose(reply), re.IGNORECASE))
+    p = T.prose(reply)
+    return T.may_contain(p, ("word count", "words")) and bool(
+        re.search(r"word count|\b\d+\s+words\b", p, re.IGNORECASE))
 
 
 @register("answer_line")
@@ -784,6 +803,8 @@ def bold_answer(reply: str, ctx: ReplyContext) -> bool:
     """When answering, the answer is bolded: a bold span containing a digit, '\\boxed', '(X)' or 'answer'."""
     if not _needs_answer(ctx):
         return True
+    if "**" not in reply:
+        return False
     spans = re.findall(r"\*\*([^*\n]+)\*\*", T.prose(reply))
     return any(re.search(r"\d|\\boxed|\([A-E]\)|answer", s, re.IGNORECASE) for s in spans)
 

@@ -102,6 +102,8 @@ def _classify_lines(reply: str) -> tuple[Line, ...]:
 
 def code_blocks(reply: str) -> list[tuple[str, str]]:
     """Fenced code blocks as ``(language_tag, code)`` pairs, in order."""
+    if "```" not in reply and "~~~" not in reply:
+        return []
     blocks: list[tuple[str, str]] = []
     lang: str | None = None
     buf: list[str] = []
@@ -262,6 +264,22 @@ def strip_markup(text: str) -> str:
     return re.sub(r"[*_`>]+", "", text).strip()
 
 
+# match an ASCII letter under re.IGNORECASE without lower-casing to it (the only such characters)
+_FOLD_EXCEPTIONS = ("\u0130", "\u0131", "\u017f")
+
+
+@lru_cache(maxsize=2048)
+def _lowered(text: str) -> tuple[str, bool]:
+    return text.lower(), not text.isascii() and any(c in text for c in _FOLD_EXCEPTIONS)
+
+
+def may_contain(text: str, needles: tuple[str, ...]) -> bool:
+    """False only when ``text`` holds none of ``needles`` (lower-case ASCII) case-insensitively: a cheap
+    pre-filter for a case-insensitive regex scan whose every match contains one of them."""
+    low, exceptional = _lowered(text)
+    return exceptional or any(n in low for n in needles)
+
+
 @lru_cache(maxsize=4096)
 def _norm(text: str) -> str:
     return text.lower().replace("\u2019", "'").replace("\u2018", "'")
@@ -271,38 +289,11 @@ _TOKEN = re.compile(r"[a-z]+")
 
 
 @lru_cache(maxsize=4096)
-def _phrases_re(phrases: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[frozenset[str], ...]]:
-    """One compiled alternation matching any of ``phrases`` as a whole word/phrase, plus each phrase's
-    letter runs: a phrase can only occur in a text whose words include all of its letter runs (a cheap
-    pre-filter, since every run of a whole-phrase match is bounded by non-letters)."""
-    normed = {_norm(p).strip() for p in phrases}
-    runs = tuple({frozenset(_TOKEN.findall(p)) for p in normed})
-    # no leading look-behind: a pattern that starts with the alternation lets the regex engine skip
-    # ahead by the phrases' first characters; find_any checks the left boundary itself
-    return re.compile(r"(?:" + _trie_regex(sorted(normed)) + r")(?![a-z])"), runs
-
-
-def _trie_regex(words: list[str]) -> str:
-    """A regex matching exactly ``words``, factored as a character trie (one branch per next character,
-    so the engine does not retry every phrase at every position). Longer matches are preferred."""
-    trie: dict = {}
-    for w in words:
-        node = trie
-        for ch in w:
-            node = node.setdefault(ch, {})
-        node[""] = True
-
-    def emit(node: dict) -> str:
-        end = "" in node
-        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch != ""]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if end:  # a word ends here, but a longer one may go on: try the longer first
-            return "(?:" + body + ")?" if len(branches) > 1 or len(body) > 1 else body + "?"
-        return body
-
-    return emit(trie)
+def _phrase_forms(phrases: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The distinct phrases as matched (normalised, stripped), each with its letter runs: a phrase can
+    only occur as a whole phrase in a text whose words include all of its runs, since every run of a
+    whole-phrase occurrence is bounded by non-letters."""
+    return tuple((p, frozenset(_TOKEN.findall(p))) for p in sorted({_norm(p).strip() for p in phrases}))
 
 
 @lru_cache(maxsize=2048)  # every checker looks for its phrases in the same reply
@@ -311,27 +302,34 @@ def _tokens(low: str) -> frozenset[str]:
     return frozenset(_TOKEN.findall(low))
 
 
+def _first_whole(low: str, phrase: str) -> int:
+    """Index of the first occurrence of ``phrase`` in ``low`` not touching a letter a-z on either side, or -1."""
+    size = len(phrase)
+    i = low.find(phrase)
+    while i >= 0:
+        if (i == 0 or not "a" <= low[i - 1] <= "z") and not "a" <= low[i + size:i + size + 1] <= "z":
+            return i
+        i = low.find(phrase, i + 1)
+    return -1
+
+
 def find_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:
     """Index of the earliest whole-phrase match (case-insensitive) of any phrase, or -1."""
     if not phrases:
         return -1
-    pattern, runs = _phrases_re(tuple(phrases))
     low = _norm(text)
     words = _tokens(low)
-    if not any(r <= words for r in runs):
-        return -1
-    pos = 0
-    while (m := pattern.search(low, pos)) is not None:
-        i = m.start()
-        if i == 0 or not ("a" <= low[i - 1] <= "z"):
-            return i
-        pos = i + 1
-    return -1
+    hits = [_first_whole(low, p) for p, runs in _phrase_forms(tuple(phrases)) if runs <= words]
+    return min((i for i in hits if i >= 0), default=-1)
 
 
 def contains_any(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
     """Whether ``text`` contains any of ``phrases`` as whole words/phrases (case-insensitive)."""
-    return find_any(text, phrases) >= 0
+    if not phrases:
+        return False
+    low = _norm(text)
+    words = _tokens(low)
+    return any(runs <= words and _first_whole(low, p) >= 0 for p, runs in _phrase_forms(tuple(phrases)))
 
 
 def count_any(text: str, phrases: tuple[str, ...] | list[str]) -> int:

@@ -60,9 +60,50 @@ def _find_by_regex(text: str, phrases: tuple[str, ...]) -> int:
     return min(starts, default=-1)
 
 
-def test_find_any_prefilter_matches_the_regex():
-    lists = (("so ", "then"), ("i hope", "sure!", "let's dive"), ("e.g.", "answer"), ("1", "x"),
-             ("final answer", "the answer is"), ("it's like", "like a "))
+def test_find_any_matches_the_regex():
+    lists = (("so ", "then"), ("i hope", "sure!", "let's dive"), ("e.g.", "answer"), ("1", "x"), ("a", "ab", "b a"),
+             ("final answer", "the answer is"), ("it's like", "like a "), ("I'M", "That\u2019s wrong"))
     for t in _texts(3000, 5):
         for phrases in lists:
             assert T.find_any(t, phrases) == _find_by_regex(t, phrases), (t, phrases)
+            assert T.contains_any(t, phrases) == (_find_by_regex(t, phrases) >= 0), (t, phrases)
+
+
+def test_checker_prefilters_match_the_plain_scans():
+    """Checkers skip their regex scan when a character or word every match needs is missing."""
+    import re
+
+    from personalization_env.preferences import checkers as C
+    from personalization_env.types import ReplyContext
+
+    ctx = ReplyContext(situations=frozenset({"final_answer"}))
+    pieces = _PIECES + ["İ", "ı", "ſ", "K", "Step 2:", "STEP 1.", "O(n)", "o(1)", "time complexity", "Linear time",
+                        "word count", "40 words", "let x be", "Where n is", "denote", "90% confident", "very ſure",
+                        "Confidence: high", "$", "$$", "\\(", "\\[", "\\frac", "\\boxed{3}", "**", "__", "*x*", "🙂",
+                        "- ", "## ", "| a |"]
+    rng = random.Random(6)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 16))) for _ in range(4000)]
+    lines = lambda r, kinds: "\n".join(ln.text for ln in T.classify_lines(r) if ln.kind in kinds)  # noqa: E731
+    plain = {
+        "step_labels": lambda r: len(set(re.findall(r"\bstep\s+(\d+)\s*[:.)]", T.prose(r), re.I))) >= 2,
+        "has_bold": lambda r: len(re.findall(r"\*\*[^*\n]+\*\*|__[^_\n]+__", lines(r, ("prose", "item", "table")))) >= 1,
+        "no_markdown": lambda r: not any(ln.kind in ("heading", "table") for ln in T.classify_lines(r)) and not re.search(
+            r"\*\*[^*\n]+\*\*|__[^_\n]+__|(?<![\w*])\*[^*\s][^*\n]*\*(?!\w)", lines(r, ("prose", "item"))),
+        "no_emoji": lambda r: not C.EMOJI_RE.search(r),
+        "has_confidence": lambda r: bool(C.CONFIDENCE_RE.search(T.prose(r))),
+        "mentions_complexity": lambda r: bool(C.COMPLEXITY_RE.search(T.prose(r))),
+        "has_latex": lambda r: bool(C.LATEX_RE.search(T.prose(r) + "\n" + lines(r, ("math",)))),
+        "no_latex": lambda r: not C.LATEX_RE.search(t := re.sub(r"\\boxed\{[^{}]*\}", "", lines(
+            r, ("prose", "item", "math", "heading", "table")))) and not C.LATEX_CMD_RE.search(t),
+        "has_display_math": lambda r: any(ln.kind == "math" for ln in T.classify_lines(r)) or bool(
+            re.search(r"^\s*\$\$\s*$[\s\S]+?^\s*\$\$\s*$", r, re.M)),
+        "defines_variables": lambda r: bool(re.search(
+            r"\blet\s+\$?\\?\(?[A-Za-z](?:_\w+)?\$?\\?\)?\s+(?:be|denote|represent|stand|=)"
+            r"|\bwhere\s+\$?[A-Za-z](?:_\w+)?\$?\s+(?:is|denotes|=)|\bdenote\b", T.prose(r), re.I)),
+        "word_count_stated": lambda r: bool(re.search(r"word count|\b\d+\s+words\b", T.prose(r), re.I)),
+        "bold_answer": lambda r: any(re.search(r"\d|\\boxed|\([A-E]\)|answer", s, re.I)
+                                     for s in re.findall(r"\*\*([^*\n]+)\*\*", T.prose(r))),
+    }
+    for t in texts:
+        for name, f in plain.items():
+            assert C.CHECKERS[name](t, ctx) == f(t), (name, t)
