@@ -20,6 +20,7 @@ _KIND_HINTS = (
 )
 
 
+@lru_cache(maxsize=256)  # a turn asks about its query twice (dense candidates, then reranking)
 def guess_task_type(text: str) -> str:
     """A coarse task type from a message's surface (for the query transformation)."""
     lines = [line + "\n" for line in text.split("\n")]

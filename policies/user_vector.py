@@ -169,6 +169,8 @@ class UserState:
         g = np.random.default_rng(seed + 1)
         q, _ = np.linalg.qr(g.standard_normal((d, k)))  # random orthonormal basis (columns)
         self.P = torch.from_numpy(np.ascontiguousarray(q.T))  # [k, d]
+        self._Pt_of: torch.Tensor | None = None  # the P that _Pt is the transpose of
+        self._Pt: np.ndarray | None = None
         self.mu = torch.zeros(d, dtype=torch.float64)
         self.fitted_n = 0
         self.pending: Pending | None = None
@@ -189,7 +191,10 @@ class UserState:
 
     @property
     def _Pt_np(self) -> np.ndarray:
-        return np.ascontiguousarray(self.P.numpy().T)
+        """``P`` transposed into a contiguous array, kept until ``P`` is replaced (a refit or a load)."""
+        if self._Pt is None or self._Pt_of is not self.P:
+            self._Pt, self._Pt_of = np.ascontiguousarray(self.P.numpy().T), self.P
+        return self._Pt
 
     def refit(self, E_all: np.ndarray) -> None:
         """PCA of the user's card embeddings, completed by random orthonormal directions; the user

@@ -70,6 +70,18 @@ def _bucket(feature: str, dim: int) -> tuple[int, float]:
     return h % dim, (1.0 if (h >> 63) & 1 else -1.0)
 
 
+@lru_cache(maxsize=1 << 16)
+def _line_counts(line: str, dim: int, bigrams: bool) -> tuple[tuple[str, ...], dict[int, float]]:
+    """The words of one line and the signed bucket counts of its words and the bigrams within it
+    (cached: retrieval queries repeat the session's opening message; the dict is shared, read only)."""
+    words = _line_terms(line)
+    counts: dict[int, float] = {}
+    for f in (*words, *(f"{a}_{b}" for a, b in zip(words, words[1:]))) if bigrams else words:
+        i, s = _bucket(f, dim)
+        counts[i] = counts.get(i, 0.0) + s
+    return words, counts
+
+
 class HashingEmbedder(Embedder):
     """Signed feature hashing of stemmed unigrams and bigrams (see module docstring).
 
@@ -85,26 +97,25 @@ class HashingEmbedder(Embedder):
             raise ValueError(f"dim must be >= 8, got {dim!r}")
         self.dim = dim
         self.bigrams = bigrams
-        self._cache: dict[str, np.ndarray] = {}
 
     def _one(self, text: str) -> np.ndarray:
-        hit = self._cache.get(text)
-        if hit is not None:
-            return hit
-        words = terms(text)
-        feats = [*words, *(f"{a}_{b}" for a, b in zip(words, words[1:]))] if self.bigrams else words
         counts: dict[int, float] = {}  # bucket -> signed count (whole numbers: exact in float32)
-        for f in feats:
-            i, s = _bucket(f, self.dim)
-            counts[i] = counts.get(i, 0.0) + s
+        last = None  # the last word so far: bigrams run across line breaks
+        for line in text.split("\n"):
+            words, line_counts = _line_counts(line, self.dim, self.bigrams)
+            if not words:
+                continue
+            for i, s in line_counts.items():
+                counts[i] = counts.get(i, 0.0) + s
+            if self.bigrams and last is not None:
+                i, s = _bucket(f"{last}_{words[0]}", self.dim)
+                counts[i] = counts.get(i, 0.0) + s
+            last = words[-1]
         v = np.zeros(self.dim, dtype=np.float32)
         v[list(counts)] = list(counts.values())
         n = float(np.linalg.norm(v))
         if n > 0:
             v /= n
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[text] = v
         return v
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

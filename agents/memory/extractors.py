@@ -13,6 +13,7 @@ import abc
 import json
 import logging
 import re
+from functools import lru_cache
 from typing import Any, Sequence
 
 from agents.memory.cards import Card
@@ -91,7 +92,6 @@ class RuleExtractor(Extractor):
 
     def __init__(self, min_words: int = 2):
         self.min_words = min_words
-        self._feedback = KeywordClassifier()
 
     def sentences(self, message: str) -> list[str]:
         return [s.strip() for s in _SPLIT.split(message) if s and s.strip()]
@@ -99,29 +99,41 @@ class RuleExtractor(Extractor):
     def extract(self, message: str, *, session: int = 0, turn: int = 0) -> list[Card]:
         out: list[Card] = []
         for sent in self.sentences(message):
-            core = _OPENERS.sub("", sent).strip()
-            # corrections, confusion, praise and progress are feedback, not preferences
-            if not core or self._feedback.classify(core) not in ("neg_constraint_restate", "neutral"):
-                continue
-            cond = "always"
-            m = _COND_LEAD.match(core)
-            if m:
-                cond, core = m.group(1), m.group(2)
-                core = _OPENERS.sub("", core).strip()
-            if not (_CUE.search(core) or _IMPERATIVE.match(_REQUEST.sub("", core))):
-                continue
-            if cond == "always":
-                t = _COND_TAIL.match(core)
-                if t:
-                    core, cond = t.group(1), t.group(2)
-            action = _TRAILERS.sub("", _REQUEST.sub("", core)).strip().rstrip("?.!,;: ")
-            if len(action.split()) < self.min_words or len(action) > 300:
-                continue
-            explicit = bool(re.search(r"\b(prefer|like|want|rather|always|never|please)\b", sent, re.I))
-            out.append(Card(condition=cond.strip().lower() if cond != "always" else "always",
-                            action=action[:1].upper() + action[1:], confidence=0.9 if explicit else 0.7,
-                            session=session, turn=turn))
+            found = _stated_preference(sent, self.min_words)
+            if found is not None:
+                cond, action, confidence = found
+                out.append(Card(condition=cond, action=action, confidence=confidence, session=session, turn=turn))
         return out
+
+
+_FEEDBACK = KeywordClassifier()  # stateless
+
+
+@lru_cache(maxsize=1 << 14)
+def _stated_preference(sent: str, min_words: int) -> tuple[str, str, float] | None:
+    """The (condition, action, confidence) one sentence asks for, or None (cached: users restate their
+    preferences in a few phrasings each)."""
+    core = _OPENERS.sub("", sent).strip()
+    # corrections, confusion, praise and progress are feedback, not preferences
+    if not core or _FEEDBACK.classify(core) not in ("neg_constraint_restate", "neutral"):
+        return None
+    cond = "always"
+    m = _COND_LEAD.match(core)
+    if m:
+        cond, core = m.group(1), m.group(2)
+        core = _OPENERS.sub("", core).strip()
+    if not (_CUE.search(core) or _IMPERATIVE.match(_REQUEST.sub("", core))):
+        return None
+    if cond == "always":
+        t = _COND_TAIL.match(core)
+        if t:
+            core, cond = t.group(1), t.group(2)
+    action = _TRAILERS.sub("", _REQUEST.sub("", core)).strip().rstrip("?.!,;: ")
+    if len(action.split()) < min_words or len(action) > 300:
+        return None
+    explicit = bool(re.search(r"\b(prefer|like|want|rather|always|never|please)\b", sent, re.I))
+    return (cond.strip().lower() if cond != "always" else "always", action[:1].upper() + action[1:],
+            0.9 if explicit else 0.7)
 
 
 EXTRACT_SYSTEM = (

@@ -31,8 +31,11 @@ class Reranker(abc.ABC):
 
 
 @lru_cache(maxsize=1 << 16)
-def _termset(terms: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(terms)
+def _document(text: str) -> tuple[int, frozenset[str], dict[str, int]]:
+    """A document's length in terms, its distinct terms and their counts (cached: the same card notes are
+    reranked turn after turn)."""
+    ts = terms(text)
+    return len(ts), frozenset(ts), {w: ts.count(w) for w in set(ts)}
 
 
 class LexicalReranker(Reranker):
@@ -44,13 +47,13 @@ class LexicalReranker(Reranker):
         self.k1, self.b = k1, b
 
     def score(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        docs = [terms(d) for d in documents]  # (cached: the same card notes are reranked turn after turn)
+        docs = [_document(d) for d in documents]
         if not docs:
             return np.zeros(0, dtype=np.float32)
         q = set(terms(query))
         n = len(docs)
-        avg = sum(len(d) for d in docs) / n or 1.0
-        shared = [_termset(d) & q for d in docs]  # only query terms matter
+        avg = sum(length for length, _, _ in docs) / n or 1.0
+        shared = [distinct & q for _, distinct, _ in docs]  # only query terms matter
         df: dict[str, int] = {}
         for ws in shared:
             for w in ws:
@@ -58,11 +61,11 @@ class LexicalReranker(Reranker):
         idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
         k1, b = self.k1, self.b
         scores = []
-        for d, ws in zip(docs, shared):
+        for (length, _, tfs), ws in zip(docs, shared):
             s = 0.0
-            length_norm = k1 * (1 - b + b * len(d) / avg)
+            length_norm = k1 * (1 - b + b * length / avg)
             for w in ws:
-                tf = d.count(w)
+                tf = tfs[w]
                 s += idf[w] * tf * (k1 + 1) / (tf + length_norm)
             scores.append(s)
         out = np.array(scores, dtype=np.float32)
