@@ -140,7 +140,10 @@ def gate(r: float, sq: float, sq1: float, *, paper: bool = False) -> float:
 
 def reinforce_grad(V: torch.Tensor, pi: torch.Tensor, chosen: list[int], advantage: float, tau: float) -> torch.Tensor:
     """Gradient wrt ``z_eff`` of ``advantage * mean_{i in chosen} log pi_i`` with ``pi = softmax((s0 + V z)/tau)``."""
-    return (advantage / tau) * (V[chosen].mean(dim=0) - pi @ V)
+    # numpy for the gather, mean and arithmetic (each torch call on these small tensors costs more than
+    # the math; the results are the same bits); torch for the product, whose BLAS rounding numpy's differs from
+    g = (advantage / tau) * (V.numpy()[chosen].mean(axis=0) - (pi @ V).numpy())
+    return torch.from_numpy(g)
 
 
 @dataclass
@@ -308,12 +311,12 @@ class UserVectorPolicy:
         else:
             V = st.item_vectors(cand_emb, first_dims=not c.fit_pca)
         ctx = context if c.context == "task" else None
-        z_long = st.z_long + st.z_ctx[ctx] if ctx in st.z_ctx else st.z_long
-        z_eff = c.beta_L * z_long + c.beta_S * st.z_short
+        # (numpy for the elementwise steps, torch for the product and the softmax: see reinforce_grad)
+        z_long = st.z_long.numpy() + st.z_ctx[ctx].numpy() if ctx in st.z_ctx else st.z_long.numpy()
+        z_eff = c.beta_L * z_long + c.beta_S * st.z_short.numpy()
         s0_np = base_logits(s0, c)
-        s = torch.from_numpy(s0_np) + V @ z_eff
-        pi = torch.softmax(s / c.tau, dim=0)
-        s_np = s.numpy()
+        s_np = s0_np + (V @ torch.from_numpy(z_eff)).numpy()
+        pi = torch.softmax(torch.from_numpy(s_np / c.tau), dim=0)
         explore = c.explore if explore is None else explore
         J = min(c.J, n)
         if c.always_choose and explore and n >= 2 and J >= n:
@@ -330,7 +333,7 @@ class UserVectorPolicy:
         self.stats["turns"] += 1
         self.stats["changed"] += int(changed)
         q = np.asarray(query_emb, dtype=np.float64)
-        sq = float(np.max(np.asarray(cand_emb, dtype=np.float64)[chosen] @ q)) if chosen else 0.0
+        sq = float(np.max(np.asarray(cand_emb)[chosen].astype(np.float64) @ q)) if chosen else 0.0
         st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq,
                              cand_emb=np.asarray(cand_emb) if c.credit == "restated" else None, context=ctx)
         return chosen, {"changed": changed, "n": n, "J": J}

@@ -164,6 +164,7 @@ class ScriptedBackend(ChatBackend):
         # memo tables (pure functions of their keys; bounded)
         self._tasks: dict[str, Task | None] = {}
         self._message_recs: dict[str, list[Recognition]] = {}
+        self._line_recs: dict[str, tuple[Recognition, ...]] = {}
         self._answers: dict[tuple[str, str, int, int], str] = {}
         self._labels: dict[str, bool] = {}
         self._no_answer: dict[str, tuple[Task, bool]] = {}
@@ -179,7 +180,7 @@ class ScriptedBackend(ChatBackend):
         state = self.__dict__.copy()
         state["_recognizer"] = None  # rebuilt lazily; keeps pickles small
         state["_tasks"], state["_message_recs"], state["_answers"], state["_labels"] = {}, {}, {}, {}
-        state["_no_answer"] = {}
+        state["_no_answer"], state["_line_recs"] = {}, {}
         return state
 
     @staticmethod
@@ -228,8 +229,17 @@ class ScriptedBackend(ChatBackend):
             return hit
         body = text.replace(problem, " ") if problem and problem in text else text
         body = _drop_assistant_lines(body)
-        recs = [r for r in map(self.recognizer.recognize, statements(body)) if r is not None]
+        recs = [r for line in body.split("\n") for r in self._line_recognitions(line)]
         return self._remember(self._message_recs, text, recs)
+
+    def _line_recognitions(self, line: str) -> tuple[Recognition, ...]:
+        """The recognitions of one line's statements (memoised: a memory prompt changes by a few lines from
+        one turn to the next, and no statement spans a line break)."""
+        hit = self._line_recs.get(line)
+        if hit is None:
+            recs = tuple(r for r in map(self.recognizer.recognize, statements(line)) if r is not None)
+            hit = self._remember(self._line_recs, line, recs)
+        return hit
 
     def _recognised(self, messages: tuple[Message, ...], problem: str) -> dict[str, Recognition]:
         """Distinct preference types recognised in the prompt (system lines and user sentences)."""

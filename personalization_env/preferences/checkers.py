@@ -774,10 +774,14 @@ def premises_first(reply: str, ctx: ReplyContext) -> bool:
     return concl < 0 or pos < concl
 
 
+_CONCLUSION_LINE = re.compile(r"conclusion\s*:", re.IGNORECASE)
+_ANSWER_LINE = re.compile(r"(final\s+)?answer\s*:", re.IGNORECASE)
+
+
 @register("conclusion_line")
 def conclusion_line(reply: str, ctx: ReplyContext) -> bool:
     """A line starting with 'Conclusion:'."""
-    return any(re.match(r"conclusion\s*:", T.strip_markup(ln.body), re.IGNORECASE)
+    return any(_CONCLUSION_LINE.match(T.strip_markup(ln.body))
                for ln in T.content_lines(reply) if ln.kind in ("prose", "item"))
 
 
@@ -794,7 +798,7 @@ def answer_line(reply: str, ctx: ReplyContext) -> bool:
     """When answering, a line starts with 'Answer:' or 'Final answer:'."""
     if not _needs_answer(ctx):
         return True
-    return any(re.match(r"(final\s+)?answer\s*:", T.strip_markup(ln.body), re.IGNORECASE)
+    return any(_ANSWER_LINE.match(T.strip_markup(ln.body))
                for ln in T.content_lines(reply) if ln.kind in ("prose", "item"))
 
 

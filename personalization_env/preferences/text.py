@@ -259,9 +259,14 @@ def content_lines(reply: str) -> list[Line]:
     return [ln for ln in classify_lines(reply) if ln.kind not in ("blank", "fence", "rule", "code")]
 
 
+_MARKUP = re.compile(r"[*_`>]+")
+
+
 def strip_markup(text: str) -> str:
     """``text`` without bold/italic markers and leading quote marks, for label matching."""
-    return re.sub(r"[*_`>]+", "", text).strip()
+    if "*" not in text and "_" not in text and "`" not in text and ">" not in text:
+        return text.strip()
+    return _MARKUP.sub("", text).strip()
 
 
 # match an ASCII letter under re.IGNORECASE without lower-casing to it (the only such characters)

@@ -107,3 +107,8 @@ def test_checker_prefilters_match_the_plain_scans():
     for t in texts:
         for name, f in plain.items():
             assert C.CHECKERS[name](t, ctx) == f(t), (name, t)
+
+
+def test_statements_split_line_by_line():
+    for t in _texts(3000, 7):
+        assert RC.statements(t) == [s for line in t.split("\n") for s in RC.statements(line)], repr(t)
