@@ -8,8 +8,10 @@ Open them with ``tensorboard --logdir <out>/tensorboard``. Tags, grouped as Tens
   timeout, compliance; rag_vector also ``by_session/vector_norm`` (the norm of the long-term user
   vector after the session) and ``by_session/vector_change_rate`` (the share of retrieval turns in
   which the user vector changed the chosen cards).
-- ``sessions/<metric>``: every session as it finishes (step = the method's count of finished sessions).
-- ``model/<role>_tokens`` and ``model/<role>_latency_s``: per session, for each role on a model server.
+- ``sessions/<metric>``: the mean of each block of ``block`` sessions in the order they finished (step
+  = the method's count of finished sessions at the block's end; ``block`` is the number of users, so a
+  point is about one session per user, without the cost of an event per session in big runs).
+- ``model/<role>_tokens`` and ``model/<role>_latency_s``: the same blocks, for each role on a model server.
 
 Only ``tensorboard`` is needed (its event writer; torch is not imported). A resumed or continued run
 rewrites the curves from every finished session, so they never hold a point twice.
@@ -66,26 +68,36 @@ class RunCurves:
         root = Path(out) / "tensorboard"
         shutil.rmtree(root, ignore_errors=True)
         self.users = users
+        self.block = max(1, users)
         self._writers = {m: _ScalarWriter(root / _slug(m)) for m in methods}
         self._count: dict[str, int] = defaultdict(int)
+        self._blocks: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
 
     def add(self, row: dict[str, Any]) -> None:
         """One finished session (rows that failed are not plotted)."""
         if row.get("status") != "ok" or row["method"] not in self._writers:
             return
-        m, w = row["method"], self._writers[row["method"]]
+        m = row["method"]
         self._count[m] += 1
-        step = self._count[m]
-        for k in METRICS:
-            w.add(f"sessions/{k}", row[k], step)
-        for role, d in (row.get("llm") or {}).items():
-            w.add(f"model/{role}_tokens", d.get("tokens", 0), step)
-            w.add(f"model/{role}_latency_s", d.get("latency_s", 0.0), step)
+        self._blocks[m].append(row)
+        if len(self._blocks[m]) == self.block:
+            self._write_block(m)
         group = self._groups[(m, row["session"])]
         group.append(row)
         if len(group) == self.users:
             self._write_group(m, row["session"])
+
+    def _write_block(self, method: str) -> None:
+        rows, self._blocks[method] = self._blocks[method], []
+        w, step = self._writers[method], self._count[method]
+        for k in METRICS:
+            w.add(f"sessions/{k}", sum(float(r[k]) for r in rows) / len(rows), step)
+        roles = {role for r in rows for role in (r.get("llm") or {})}
+        for role in sorted(roles):
+            used = [r["llm"][role] for r in rows if role in (r.get("llm") or {})]
+            w.add(f"model/{role}_tokens", sum(d.get("tokens", 0) for d in used) / len(used), step)
+            w.add(f"model/{role}_latency_s", sum(d.get("latency_s", 0.0) for d in used) / len(used), step)
 
     def _write_group(self, method: str, session: int) -> None:
         rows = self._groups.pop((method, session))
@@ -101,7 +113,9 @@ class RunCurves:
             w.add("by_session/vector_change_rate", sum(s.get("changed", 0) for s in stats) / turns, session)
 
     def close(self) -> None:
-        """Write the session indices some users did not finish, and close the files."""
+        """Write the last, shorter blocks and the session indices some users did not finish; close the files."""
+        for method in [m for m, rows in self._blocks.items() if rows]:
+            self._write_block(method)
         for method, session in sorted(self._groups):
             self._write_group(method, session)
         for w in self._writers.values():
