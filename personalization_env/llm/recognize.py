@@ -117,6 +117,8 @@ class PreferenceRecognizer:
             for w, x in self._vec(ws).items():
                 self._postings.setdefault(w, []).append((j, x))
         self._cache: dict[str, Recognition | None] = {}
+        # statements that differ only in case, punctuation or stop words match alike
+        self._by_words: dict[tuple[str, ...], tuple[str | None, float]] = {}
 
     def _vec(self, words: Iterable[str]) -> dict[str, float]:
         v: dict[str, float] = {}
@@ -125,12 +127,8 @@ class PreferenceRecognizer:
         norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
         return {w: x / norm for w, x in v.items()}
 
-    def recognize(self, statement: str) -> Recognition | None:
-        """The best-matching type of ``statement``, or None when nothing is similar enough."""
-        hit = self._cache.get(statement)
-        if hit is not None or statement in self._cache:
-            return hit
-        words = content_words(statement)
+    def _best_match(self, words: tuple[str, ...]) -> tuple[str | None, float]:
+        """The most similar type of a statement's content words and the (discounted) similarity."""
         q = self._vec(words)
         best_id, best = None, 0.0
         scores: dict[int, float] = {}
@@ -142,6 +140,20 @@ class PreferenceRecognizer:
                 best_id, best = self._ref_ids[j], scores[j]
         # a statement of one or two content words matches anything that shares them: discount it
         best *= min(1.0, len(set(words)) / self.min_words)
+        return best_id, best
+
+    def recognize(self, statement: str) -> Recognition | None:
+        """The best-matching type of ``statement``, or None when nothing is similar enough."""
+        hit = self._cache.get(statement)
+        if hit is not None or statement in self._cache:
+            return hit
+        words = content_words(statement)
+        match = self._by_words.get(words)
+        if match is None:
+            match = self._best_match(words)
+            if len(self._by_words) < 100_000:
+                self._by_words[words] = match
+        best_id, best = match
         out = None
         if best_id is not None and best >= self.threshold:
             out = Recognition(best_id, best, read_condition(statement))

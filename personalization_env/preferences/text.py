@@ -22,8 +22,8 @@ Rules:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
@@ -38,9 +38,8 @@ _SENT_SPLIT = re.compile(r"(?<=[.!?…])[\"')\]*_]*\s+")
 _WORD = re.compile(r"[A-Za-z0-9\u00C0-\uFFFF']+")
 
 
-@dataclass(frozen=True)
-class Line:
-    """One line of a reply with its role.
+class Line(NamedTuple):
+    """One line of a reply with its role (a named tuple: cheap to build, and replies have many lines).
 
     Attributes:
         text: the raw line.
