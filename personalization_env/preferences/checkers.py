@@ -56,7 +56,8 @@ def get_checker(name: str) -> Checker:
 
 def run_check(spec: CheckSpec, reply: str, ctx: ReplyContext) -> bool:
     """Run the checker named by ``spec`` with its params; True = the reply complies."""
-    return bool(get_checker(spec.name)(reply, ctx, **dict(spec.params)))
+    checker = CHECKERS.get(spec.name) or get_checker(spec.name)
+    return bool(checker(reply, ctx, **spec.params))
 
 
 def applies(pref: Preference, ctx: ReplyContext) -> bool:

@@ -72,8 +72,10 @@ class RuleUserSession(UserSession):
         self.last_label: str | None = None
         self.done = False
         self.checkable = [p for p in profile.preferences if p.type.check is not None]
-        # Preference.id is derived on every access; every reply checks every preference
-        self._checks = [(p.id, p.condition, p.type.check) for p in self.checkable]
+        # what every reply is checked against: the checkable preferences whose condition can hold for
+        # this task, with their ids (Preference.id is derived on every access)
+        self._checks = [(p, p.id, p.condition, p.type.check) for p in self.checkable
+                        if not p.condition.task_kinds or task.kind in p.condition.task_kinds]
 
     def opening(self) -> UserTurn:
         ph = _phrases()
@@ -105,8 +107,8 @@ class RuleUserSession(UserSession):
         answer = extract_answer(self.task, reply)
         ctx = reply_context(reply, self.task, turn=self.user_turns, previous_user_message=self.last_message,
                             previous_label=self.last_label, answer=answer)
-        verdicts = {pid: run_check(check, reply, ctx) for pid, cond, check in self._checks if cond.applies(ctx)}
-        violated = [p for p, (pid, _, _) in zip(self.checkable, self._checks) if verdicts.get(pid) is False]
+        verdicts = {pid: run_check(check, reply, ctx) for _, pid, cond, check in self._checks if cond.applies(ctx)}
+        violated = [p for p, pid, _, _ in self._checks if verdicts.get(pid) is False]
         if violated:
             order = self.rng.permutation(len(violated))
             k = min(len(violated), int(self.traits["max_restate"]))
