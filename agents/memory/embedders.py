@@ -123,6 +123,9 @@ class HashingEmbedder(Embedder):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._one(t) for t in texts])
 
+    def encode_one(self, text: str) -> np.ndarray:
+        return self._one(text)  # (a new array, as encode's row would be)
+
 
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model, loaded lazily.

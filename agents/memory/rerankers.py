@@ -60,13 +60,14 @@ class LexicalReranker(Reranker):
                 df[w] = df.get(w, 0) + 1
         idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
         k1, b = self.k1, self.b
+        k1_1 = k1 + 1
         scores = []
         for (length, _, tfs), ws in zip(docs, shared):
             s = 0.0
             length_norm = k1 * (1 - b + b * length / avg)
             for w in ws:
                 tf = tfs[w]
-                s += idf[w] * tf * (k1 + 1) / (tf + length_norm)
+                s += idf[w] * tf * k1_1 / (tf + length_norm)
             scores.append(s)
         out = np.array(scores, dtype=np.float32)
         top = float(out.max()) if n else 0.0
