@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from benchmarks.checkpoint import RunLockedError
 from benchmarks.run import RunConfig
@@ -44,6 +44,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="constructor argument for the agents that take it, e.g. embedder=server:<model>@<url> or J=5 "
                         "(values parse as JSON when they can; repeatable)")
+    p.add_argument("--user-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="constructor argument of the user simulator, e.g. show_profile=false (repeatable)")
+    p.add_argument("--user-ids", default=None, metavar="ID,ID",
+                   help="only these users of the profile set (default: the first --users)")
+    p.add_argument("--transcripts", action="store_true", help="record each session's messages in sessions.jsonl")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out: every (method, user) lane restarts at its first unfinished session")
     p.add_argument("--continue-from", default=None, metavar="RUN",
@@ -78,6 +83,24 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="wait up to S seconds for model servers that are still starting (default: 0)")
 
 
+def key_values(pairs: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict; values parse as JSON when they can (numbers, true/false, lists)."""
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        k, sep, v = kv.partition("=")
+        if not sep or not k.strip():
+            raise ValueError(f"{flag} takes KEY=VALUE, got {kv!r}")
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _names(csv: str | None) -> list[str] | None:
+    return [x.strip() for x in csv.split(",") if x.strip()] if csv else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.run import llm_totals, run, uses_models
     from personalization_env.llm.base import BackendUnavailableError
@@ -86,22 +109,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs the folder of the run to continue: --out <folder>")
     if args.out is None and args.continue_from:
         args.out = args.continue_from  # extend in place
-    agent_args = {}
-    for kv in args.agent_arg:
-        k, sep, v = kv.partition("=")
-        if not sep or not k:
-            raise ValueError(f"--agent-arg takes KEY=VALUE, got {kv!r}")
-        try:
-            agent_args[k.strip()] = json.loads(v)  # numbers, true/false, lists
-        except json.JSONDecodeError:
-            agent_args[k.strip()] = v.strip()
     out = args.out or f"runs/{args.profiles.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()], profiles=args.profiles,
                     n_users=args.users or None, sessions=args.sessions, datasets=args.datasets,
                     data_dir=args.data_dir, max_turns=args.max_turns, feedback=args.feedback,
                     agent_model=args.agent_model, seed=args.seed, out=out, progress=not args.no_progress,
                     workers=args.workers or 1, user=args.user, cache=args.cache, resume=args.resume, replay=args.replay,
-                    agent_args=agent_args, lanes=args.lanes, session_timeout=args.session_timeout,
+                    agent_args=key_values(args.agent_arg, "--agent-arg"), user_args=key_values(args.user_arg, "--user-arg"),
+                    user_ids=_names(args.user_ids), transcripts=args.transcripts,
+                    lanes=args.lanes, session_timeout=args.session_timeout,
                     call_timeout=args.call_timeout, continue_from=args.continue_from, overwrite=args.overwrite,
                     allow_code_change=args.allow_code_change, tensorboard=not args.no_tensorboard,
                     shard=args.shard, wait_for_servers=args.wait_for_servers)
@@ -190,6 +206,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    """A person plays the user against an agent; the sessions are saved as a run (with transcripts)."""
+    from benchmarks.run import run
+    from personalization_env.profiles import load_profiles
+
+    profiles = load_profiles(args.profiles)
+    user = args.user_id or profiles[0].user_id
+    out = args.out or f"runs/play-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = RunConfig(methods=[args.agent], profiles=args.profiles, n_users=None, user_ids=[user],
+                    sessions=args.sessions, agent_model=args.agent_model, agent_args=key_values(args.agent_arg, "--agent-arg"),
+                    user="human", user_args={"show_profile": not args.hide_profile}, feedback="oracle", seed=args.seed,
+                    out=out, progress=False, tensorboard=False, transcripts=True, lanes=1, workers=1, resume=True)
+    print(f"You are user {user} of the '{args.profiles}' profiles; the assistant is {args.agent} "
+          f"({args.agent_model}). Sessions are saved in {out}/ (run the same command to continue).")
+    rows = run(cfg)
+    for r in rows:
+        if r["status"] == "ok":
+            print(f"session {r['session']}: success {r['task_success']:.0f}, your effort {r['user_effort']:.0f} "
+                  f"restating turn(s), {r['turns']:.0f} messages")
+        else:
+            print(f"session {r['session']}: not finished ({r['error']})")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from benchmarks.merge import merge_shards
 
@@ -250,6 +290,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="paired test of user effort between methods A and B (repeatable)")
     p_rep.add_argument("--from-session", type=int, default=0, help="only sessions >= this index in paired tests")
     p_rep.set_defaults(func=cmd_report)
+    p_play = sub.add_parser("play", help="be the user yourself, in this terminal, against an agent",
+                            description="You type the user's messages (with the task and, unless --hide-profile, "
+                                        "the preferences of a profile to act out); the sessions are saved like "
+                                        "any run, with transcripts and your labels.")
+    p_play.add_argument("--agent", default="all_memory", help="the agent (any msc run method; default: %(default)s)")
+    p_play.add_argument("--agent-model", default="scripted", help="the agent's backend spec (default: %(default)s)")
+    p_play.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE")
+    p_play.add_argument("--profiles", default="msc", help="profile set (default: %(default)s)")
+    p_play.add_argument("--user-id", default=None, help="the profile you play (default: the set's first)")
+    p_play.add_argument("--hide-profile", action="store_true", help="play as yourself: no preferences shown")
+    p_play.add_argument("--sessions", type=int, default=1, help="sessions (default: %(default)s)")
+    p_play.add_argument("--seed", type=int, default=0)
+    p_play.add_argument("--out", default=None, help="output folder (default: runs/play-<time>)")
+    p_play.set_defaults(func=cmd_play)
     p_merge = sub.add_parser("merge", help="join the shards of a sharded run (RUN/shards/*) into RUN")
     p_merge.add_argument("run_dir", help="the run folder whose shards/ to merge")
     p_merge.set_defaults(func=cmd_merge)

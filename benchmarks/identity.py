@@ -24,8 +24,8 @@ from personalization_env.profiles.io import profile_to_dict
 from personalization_env.types import Profile, Task
 
 #: RunConfig fields that decide a run's results (and so must match to continue it).
-RESULT_FIELDS: tuple[str, ...] = ("methods", "profiles", "n_users", "datasets", "max_turns", "feedback",
-                                  "agent_model", "user", "agent_args", "seed")
+RESULT_FIELDS: tuple[str, ...] = ("methods", "profiles", "n_users", "user_ids", "datasets", "max_turns", "feedback",
+                                  "agent_model", "user", "user_args", "agent_args", "seed")
 
 _URL = re.compile(r"@https?://[^\s,;\"']*")
 

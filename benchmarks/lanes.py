@@ -86,7 +86,7 @@ def backends_of(env: MultiSessionCollabEnv, agent: Agent | None = None) -> dict[
 
 
 def run_session(env: MultiSessionCollabEnv, agent: Agent, user_id: str, session: int, *,
-                seed: int | None = None, time_limit: float | None = None) -> dict[str, Any]:
+                seed: int | None = None, time_limit: float | None = None, transcript: bool = False) -> dict[str, Any]:
     """Run the user's next session; returns its row (``status`` ``"ok"`` or ``"error"`` with the reason).
 
     Args:
@@ -96,6 +96,7 @@ def run_session(env: MultiSessionCollabEnv, agent: Agent, user_id: str, session:
         session: the session's index (for the row when the session fails before it starts).
         seed: seed of a fresh lifetime (the lane's first session), else None.
         time_limit: seconds the session may take (model calls stop with ``DeadlineExceeded`` past it).
+        transcript: also record the session's messages (``row["transcript"]``: [role, text] pairs).
 
     Raises:
         BackendUnavailableError: a model server is down (the run stops; the session is not recorded).
@@ -123,6 +124,8 @@ def run_session(env: MultiSessionCollabEnv, agent: Agent, user_id: str, session:
             row["agent_stats"] = stats
         if "sim_checker" in info:
             row["sim_checker"] = info["sim_checker"]
+        if transcript:
+            row["transcript"] = [[role, text] for role, text in env.transcript()]
     except BackendUnavailableError:
         agent.end_session(user_id)
         raise
@@ -147,14 +150,17 @@ class LanePool:
         seed: the world's seed (a lane's first session starts a fresh lifetime with it).
         threads: lanes in flight at once.
         session_timeout: seconds a session may take (None: no limit).
+        transcripts: record each session's messages in its row.
     """
 
     def __init__(self, make_env: Callable[[], MultiSessionCollabEnv], make_agent: Callable[[str], Agent], out: Path,
-                 sessions: int, seed: int, threads: int = 1, session_timeout: float | None = None):
+                 sessions: int, seed: int, threads: int = 1, session_timeout: float | None = None,
+                 transcripts: bool = False):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
         self.make_env, self.make_agent, self.out = make_env, make_agent, Path(out)
         self.sessions, self.seed, self.threads, self.session_timeout = sessions, seed, threads, session_timeout
+        self.transcripts = transcripts
         self.stop = threading.Event()
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
@@ -179,7 +185,8 @@ class LanePool:
                 self._running[serial] = (lane, s, time.monotonic())
             row = {"method": lane.method, **run_session(env, agent, lane.user_id, s,
                                                         seed=self.seed if s == 0 else None,
-                                                        time_limit=self.session_timeout)}
+                                                        time_limit=self.session_timeout,
+                                                        transcript=self.transcripts)}
             if row["status"] == "ok":  # the session's cached replies reach the disk before its checkpoint
                 for b in backends_of(env, agent).values():
                     if hasattr(b, "flush"):

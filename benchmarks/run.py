@@ -66,7 +66,13 @@ class RunConfig:
     agent_model: str = "scripted"
     """chat backend spec of the agents ("scripted", "openai:<model>@<url>", "hf:<path>", "vllm:<model>")"""
     user: str = "rule"
-    """user simulator ("rule", "llm:<backend spec>", "hybrid:<backend spec>")"""
+    """user simulator ("rule", "llm:<backend spec>", "hybrid:<backend spec>", "human")"""
+    user_args: dict[str, Any] = field(default_factory=dict)
+    """extra constructor arguments of the user simulator (e.g. traits, show_profile)"""
+    user_ids: list[str] | None = None
+    """only these users of the profile set (None: the first ``n_users``)"""
+    transcripts: bool = False
+    """record each session's transcript in its row (``transcript``: [role, text] pairs)"""
     cache: str | None = None
     """response-cache folder for model backends (None: <out>/cache when any role uses a model server)"""
     resume: bool = False
@@ -178,7 +184,9 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
     family, _, rest = cfg.user.partition(":")
     user: Any = cfg.user
     if rest:
-        user = make_user_simulator(family, model=_backend(rest, cfg))
+        user = make_user_simulator(family, model=_backend(rest, cfg), **cfg.user_args)
+    elif cfg.user_args:
+        user = make_user_simulator(family, **cfg.user_args)
     feedback: Any = cfg.feedback
     fam, _, frest = cfg.feedback.partition(":")
     if fam in ("llm", "llm_local"):
@@ -231,7 +239,17 @@ class World:
 
     @property
     def user_ids(self) -> list[str]:
-        return [p.user_id for p in self.probe.profiles]
+        """The run's users, in profile order (``user_ids`` of the config, when given, picks them)."""
+        known = [p.user_id for p in self.probe.profiles]
+        if self.cfg.user_ids is None:
+            return known
+        from personalization_env.naming import did_you_mean
+
+        for u in self.cfg.user_ids:
+            if u not in known:
+                raise ValueError(f"unknown user {u!r}{did_you_mean(u, known)} (the profile set has {len(known)} "
+                                 f"users: {known[0]} ... {known[-1]})")
+        return [u for u in known if u in set(self.cfg.user_ids)]
 
     def make_env(self) -> MultiSessionCollabEnv:
         return MultiSessionCollabEnv(**self.env_kwargs)
@@ -452,7 +470,7 @@ def shard_lanes(methods: list[str], users: list[str], shard: str | None) -> list
 def _pool(world: World, lanes: int) -> LanePool:
     cfg = world.cfg
     return LanePool(world.make_env, world.make_agent, Path(cfg.out), cfg.sessions, cfg.seed, threads=lanes,
-                    session_timeout=cfg.session_timeout)
+                    session_timeout=cfg.session_timeout, transcripts=cfg.transcripts)
 
 
 def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in worker processes

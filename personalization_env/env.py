@@ -332,6 +332,10 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     def task(self) -> Task | None:
         return self._rec.task if self._rec else None
 
+    def transcript(self) -> list[tuple[str, str]]:
+        """The running (or last) session's messages as (role, text) pairs, the user's first."""
+        return list(self._rec.transcript) if self._rec else []
+
     def transcript_text(self) -> str:
         rec = self._rec
         if rec is None:

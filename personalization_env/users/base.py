@@ -71,6 +71,7 @@ SIMULATORS: dict[str, str] = {
     "rule": "personalization_env.users.rule:RuleUserSimulator",
     "llm": "personalization_env.users.llm:LLMUserSimulator",
     "hybrid": "personalization_env.users.llm:HybridUserSimulator",
+    "human": "personalization_env.users.human:HumanUserSimulator",
 }
 
 
