@@ -15,7 +15,7 @@ import abc
 import hashlib
 import re
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -82,6 +82,31 @@ def _line_counts(line: str, dim: int, bigrams: bool) -> tuple[tuple[str, ...], d
     return words, counts
 
 
+def _add_lines(counts: dict[int, float], last: str | None, lines: Iterable[str], dim: int,
+               bigrams: bool) -> str | None:
+    """Add the bucket counts of ``lines`` to ``counts`` (signed counts, whole numbers: exact in float32);
+    ``last`` is the word before them (bigrams run across line breaks). Returns the last word."""
+    for line in lines:
+        words, line_counts = _line_counts(line, dim, bigrams)
+        if not words:
+            continue
+        for i, s in line_counts.items():
+            counts[i] = counts.get(i, 0.0) + s
+        if bigrams and last is not None:
+            i, s = _bucket(f"{last}_{words[0]}", dim)
+            counts[i] = counts.get(i, 0.0) + s
+        last = words[-1]
+    return last
+
+
+@lru_cache(maxsize=4096)
+def _head_counts(head: str, dim: int, bigrams: bool) -> tuple[dict[int, float], str | None]:
+    """The bucket counts of all lines of a text but its last, and their last word (cached: a retrieval
+    query is the session's opening message above the user's latest line; the dict is shared, read only)."""
+    counts: dict[int, float] = {}
+    return counts, _add_lines(counts, None, head.split("\n"), dim, bigrams)
+
+
 class HashingEmbedder(Embedder):
     """Signed feature hashing of stemmed unigrams and bigrams (see module docstring).
 
@@ -99,18 +124,13 @@ class HashingEmbedder(Embedder):
         self.bigrams = bigrams
 
     def _one(self, text: str) -> np.ndarray:
-        counts: dict[int, float] = {}  # bucket -> signed count (whole numbers: exact in float32)
-        last = None  # the last word so far: bigrams run across line breaks
-        for line in text.split("\n"):
-            words, line_counts = _line_counts(line, self.dim, self.bigrams)
-            if not words:
-                continue
-            for i, s in line_counts.items():
-                counts[i] = counts.get(i, 0.0) + s
-            if self.bigrams and last is not None:
-                i, s = _bucket(f"{last}_{words[0]}", self.dim)
-                counts[i] = counts.get(i, 0.0) + s
-            last = words[-1]
+        head, newline, tail = text.rpartition("\n")
+        if newline:
+            head_counts, last = _head_counts(head, self.dim, self.bigrams)
+            counts = dict(head_counts)
+        else:
+            counts, last = {}, None
+        _add_lines(counts, last, (tail,), self.dim, self.bigrams)
         v = np.zeros(self.dim, dtype=np.float32)
         v[list(counts)] = list(counts.values())
         n = float(np.linalg.norm(v))

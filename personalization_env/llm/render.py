@@ -363,8 +363,7 @@ def _settings(directives: Mapping[str, Any], rng: np.random.Generator,
     for key in ("naming", "code_blocks", "max_sentences", "max_words", "min_words"):
         s[key] = None
     s["choice"] = rng.integers(0, 1 << 30, size=16).tolist()  # (plain ints: cheaper to index)
-    for k, v in directives.items():
-        s[k] = v
+    s.update(directives)
     if "apology" in directives:
         s["apology"] = int(directives["apology"])
     if s["markdown"] is False:
