@@ -144,7 +144,7 @@ class RAGAgent(MemoryAgent):
     def select(self, user_id: str, obs: Mapping[str, Any], ids: list[int], emb: np.ndarray, s0: np.ndarray,
                q: np.ndarray) -> list[int]:
         """Positions (into ``ids``) of the chosen cards, best first."""
-        return [int(i) for i in np.argsort(-s0, kind="stable")[: self.J]]
+        return (-np.asarray(s0)).argsort(kind="stable")[: self.J].tolist()
 
     def memory_prompt(self, user_id: str, obs: Mapping[str, Any]) -> str:
         store = self.store(user_id)

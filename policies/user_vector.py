@@ -306,8 +306,9 @@ class UserVectorPolicy:
         if n == 0:
             st.pending = None
             return [], {"changed": False, "n": 0}
-        if rows is not None and len(st.items) and int(np.max(rows)) < len(st.items):
-            V = torch.from_numpy(st.items[np.asarray(rows)])
+        rows = None if rows is None else np.asarray(rows)
+        if rows is not None and len(st.items) and int(rows.max()) < len(st.items):
+            V = torch.from_numpy(st.items[rows])
         else:
             V = st.item_vectors(cand_emb, first_dims=not c.fit_pca)
         ctx = context if c.context == "task" else None
@@ -323,17 +324,17 @@ class UserVectorPolicy:
             J = n - 1  # keep a real choice, else the gradient is exactly zero
         if explore:  # J draws without replacement from pi (Gumbel top-k: the same distribution)
             keys = np.log(np.maximum(pi.numpy(), 1e-300)) + st.rng.gumbel(size=n)
-            chosen = [int(i) for i in np.argsort(-keys, kind="stable")[:J]]
+            chosen = (-keys).argsort(kind="stable")[:J].tolist()
             chosen.sort(key=lambda i: -float(s_np[i]))
         else:
-            chosen = [int(i) for i in np.argsort(-s_np, kind="stable")[:J]]
-        base_top = set(int(i) for i in np.argsort(-s0_np, kind="stable")[:J])
-        top_s = set(int(i) for i in np.argsort(-s_np, kind="stable")[:J])
+            chosen = (-s_np).argsort(kind="stable")[:J].tolist()
+        base_top = set((-s0_np).argsort(kind="stable")[:J].tolist())
+        top_s = set((-s_np).argsort(kind="stable")[:J].tolist())
         changed = base_top != top_s
         self.stats["turns"] += 1
         self.stats["changed"] += int(changed)
         q = np.asarray(query_emb, dtype=np.float64)
-        sq = float(np.max(np.asarray(cand_emb)[chosen].astype(np.float64) @ q)) if chosen else 0.0
+        sq = float((np.asarray(cand_emb)[chosen].astype(np.float64) @ q).max()) if chosen else 0.0
         st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq,
                              cand_emb=np.asarray(cand_emb) if c.credit == "restated" else None, context=ctx)
         return chosen, {"changed": changed, "n": n, "J": J}
@@ -360,7 +361,7 @@ class UserVectorPolicy:
             t = int(np.argmax(sims))
             if float(sims[t]) >= c.restate_sim:
                 self._step(st, reinforce_grad(p.V, p.pi, [t], 1.0, c.tau), c.eta_R, p.context)
-        sq1 = float(np.max(p.chosen_emb @ np.asarray(next_emb, dtype=np.float64))) if next_emb is not None else 0.0
+        sq1 = float((p.chosen_emb @ np.asarray(next_emb, dtype=np.float64)).max()) if next_emb is not None else 0.0
         g = gate(reward, p.sq, sq1, paper=c.gate_requires_sq1) if g is None else g
         A = g * (reward - st.b)
         st.b = (1 - c.alpha) * st.b + c.alpha * reward
