@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 from personalization_env.feedback import DEFAULT_REWARDS, KeywordClassifier
@@ -40,7 +41,12 @@ class RewardSignal:
 def _has(text: str, phrase: str, match: str) -> bool:
     if match == "substring":
         return phrase in text
-    return re.search(r"(?<![\w'])" + re.escape(phrase) + r"(?![\w'])", text) is not None
+    return _whole_word(phrase).search(text) is not None
+
+
+@lru_cache(maxsize=256)
+def _whole_word(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w'])" + re.escape(phrase) + r"(?![\w'])")
 
 
 def is_restatement(message: str) -> bool:

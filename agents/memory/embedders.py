@@ -25,6 +25,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _STOP = frozenset("a an the and or of to in on for is are be it this that i you me my your with as at by".split())
 
 
+@lru_cache(maxsize=1 << 16)  # the same words come back in every message
 def _stem(w: str) -> str:
     for suf in ("ings", "ing", "ies", "es", "ed", "ly", "s"):
         if len(w) > len(suf) + 3 and w.endswith(suf):

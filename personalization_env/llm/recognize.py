@@ -27,6 +27,7 @@ _STOP = frozenset(
 )
 
 
+@lru_cache(maxsize=1 << 16)  # the same words come back in every message
 def _stem(w: str) -> str:
     w = w.strip("'-")
     for suf in ("ations", "ation", "ings", "ing", "ness", "ments", "ment", "ies", "ied", "es", "ed", "ly", "s"):
