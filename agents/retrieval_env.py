@@ -375,6 +375,12 @@ class RetrievalEnv(gym.Env[dict, np.ndarray]):
                                 max_turns=self.world.max_turns, **self.agent_kwargs)
 
     @property
+    def candidate_ids(self) -> list[int]:
+        """The card indices (into ``env.agent.store(user_id)``) of the current observation's real slots,
+        in slot order (for analysis; a policy sees only the observation)."""
+        return list(self._view.ids) if self._view is not None else []
+
+    @property
     def profiles(self) -> list[Any]:
         """The users' profiles (oracle knowledge: a policy must not read them)."""
         return self.world.profiles

@@ -216,7 +216,7 @@ def applicable_slots(env: RetrievalEnv, obs: dict) -> list[int]:
     store = env.agent.store(world.profile.user_id)
     out = []
     for slot in range(int(obs["mask"].sum())):
-        r = recognizer.recognize(store.cards[env.agent._view.ids[slot]].note)
+        r = recognizer.recognize(store.cards[env.candidate_ids[slot]].note)
         p = prefs.get(r.type_id) if r is not None else None
         if p is not None and p.condition.kind == "task_kinds" and kind in p.condition.task_kinds:
             out.append(slot)
@@ -235,8 +235,8 @@ def test_action_decides_the_prompt_no_cards_vs_the_applicable_ones():
     good = applicable_slots(env, obs)[:J]
     assert len(good) >= 2, "the user's memory should hold cards for this task by now"
     store = env.agent.store(env.world.profile.user_id)
-    good_notes = [store.cards[env.agent._view.ids[s]].note for s in good]
-    other_notes = [store.cards[i].note for i in env.agent._view.ids if store.cards[i].note not in good_notes]
+    good_notes = [store.cards[env.candidate_ids[s]].note for s in good]
+    other_notes = [store.cards[i].note for i in env.candidate_ids if store.cards[i].note not in good_notes]
 
     none_env, good_env = pickle.loads(pickle.dumps(env)), pickle.loads(pickle.dumps(env))
     action = np.zeros(K, dtype=np.int8)
@@ -259,7 +259,7 @@ def test_at_most_J_cards_taken_best_by_reranker_first():
         if te or tr:
             obs, _ = env.reset()
     store = env.agent.store(env.world.profile.user_id)
-    notes = [store.cards[i].note for i in env.agent._view.ids]
+    notes = [store.cards[i].note for i in env.candidate_ids]
     action = np.zeros(K, dtype=np.int8)
     action[[4, 1, 3]] = 1
     _, _, _, _, info = env.step(action)
