@@ -405,16 +405,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
         _write_json(meta_path, meta)
 
         rows: list[dict[str, Any]] = []
-        curves = None
-        if cfg.tensorboard:
-            from benchmarks.tensorboard import RunCurves
-
-            try:
-                curves = RunCurves(out, cfg.methods, len(users))
-            except ImportError as e:
-                logger.warning("no TensorBoard curves: %s", e)
-            for r in kept if curves is not None else ():
-                curves.add(r)
+        curves = _Curves(out, cfg, len(users), kept)
         total = (len(kept) + sum(cfg.sessions - (ln.resume_from.sessions_done if ln.resume_from else 0) for ln in todo))
         bar = Progress(total, "msc run", "session", initial=len(kept), enabled=cfg.progress)
         t0 = time.perf_counter()
@@ -426,8 +417,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                     f.write(json.dumps(payload) + "\n")
                     f.flush()
                     rows.append(payload)
-                    if curves is not None:
-                        curves.add(payload)
+                    curves.add(payload)
                     if on_row:
                         on_row(payload)
                     bar.update(int(payload["status"] == "ok"))
@@ -445,8 +435,7 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                     _pool(world, lanes).run(next_lane, handle)
         finally:
             bar.close()
-            if curves is not None:
-                curves.close()
+            curves.close()
         failed = [r for r in rows if r["status"] != "ok"]
         meta.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.perf_counter() - t0, 2),
                     sessions_kept=len(kept), sessions_run=len(rows) - len(failed), errors=len(failed),
@@ -454,6 +443,35 @@ def run(cfg: RunConfig, *, on_row: Callable[[dict[str, Any]], None] | None = Non
                     llm=llm_totals(kept + rows))
         _write_json(meta_path, meta)
     return sorted(kept + rows, key=sort_key)
+
+
+class _Curves:
+    """The run's TensorBoard curves, opened at the first row: the event writer runs a thread, and the
+    run's worker processes are forked before that (a fork copies no thread, only its locks)."""
+
+    def __init__(self, out: Path, cfg: RunConfig, users: int, kept: list[dict[str, Any]]):
+        self.args, self.kept, self.on = (out, cfg.methods, users), kept, cfg.tensorboard
+        self.curves: Any = None
+
+    def add(self, row: dict[str, Any] | None) -> None:
+        if self.on and self.curves is None:
+            self.on = False
+            from benchmarks.tensorboard import RunCurves
+
+            try:
+                self.curves = RunCurves(*self.args)
+            except ImportError as e:
+                logger.warning("no TensorBoard curves: %s", e)
+                return
+            for r in self.kept:
+                self.curves.add(r)
+        if self.curves is not None and row is not None:
+            self.curves.add(row)
+
+    def close(self) -> None:
+        self.add(None)  # a run with nothing left to do still gets the curves of its kept sessions
+        if self.curves is not None:
+            self.curves.close()
 
 
 def shard_lanes(methods: list[str], users: list[str], shard: str | None) -> list[tuple[str, str]]:
