@@ -169,6 +169,19 @@ def test_token_mask_equals_hugging_face_generation_mask(session, tokenizer):
     assert list(hf["assistant_masks"]) == traj.token_loss_mask
 
 
+def test_token_mask_with_characters_outside_ascii(tokenizer):
+    """Byte-level tokens of one character (emoji, CJK) carry that character's offsets: a reply made of
+    them is trained whole, and the user's are not."""
+    msgs = [{"role": "user", "content": "Réponds en français 🙂"}, {"role": "assistant", "content": "🙂 答案是 4 — voilà."},
+            {"role": "user", "content": "merci 🎉"}, {"role": "assistant", "content": "De rien ✨"}]
+    out = tokenize_chat(tokenizer, msgs)
+    hf = tokenizer.apply_chat_template(msgs, chat_template=CHATML_TAGGED, tokenize=True, return_dict=True,
+                                       return_assistant_tokens_mask=True)
+    assert out.input_ids == hf["input_ids"] and out.loss_mask == list(hf["assistant_masks"])
+    assert [tokenizer.decode(out.input_ids[s:e]) for s, e in out.spans] == [
+        "🙂 答案是 4 — voilà.<|im_end|>", "De rien ✨<|im_end|>"]
+
+
 def test_trained_spans_decode_to_the_replies(session, tokenizer):
     _, rec, plain = session
     traj = rec.trajectory(tokenizer=tokenizer)
@@ -196,7 +209,8 @@ def test_template_with_bos_default_system_and_trimmed_content(session, llama3_to
                                  return_assistant_tokens_mask=True)
     assert out.text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nDefault system prompt.")
     assert out.input_ids == hf["input_ids"] and out.loss_mask == list(hf["assistant_masks"])
-    assert [tok.decode(out.input_ids[s:e]) for s, e in out.spans] == [r.strip() + "<|eot_id|>" for r in plain["replies"]]
+    decoded = [tok.decode(out.input_ids[s:e]) for s, e in out.spans]
+    assert decoded == [r.strip() + "<|eot_id|>" for r in plain["replies"]]
 
 
 def test_template_without_end_of_turn_token_trains_the_content(tokenizer):
