@@ -172,7 +172,8 @@ def test_token_mask_equals_hugging_face_generation_mask(session, tokenizer):
 def test_token_mask_with_characters_outside_ascii(tokenizer):
     """Byte-level tokens of one character (emoji, CJK) carry that character's offsets: a reply made of
     them is trained whole, and the user's are not."""
-    msgs = [{"role": "user", "content": "Réponds en français 🙂"}, {"role": "assistant", "content": "🙂 答案是 4 — voilà."},
+    msgs = [{"role": "user", "content": "Réponds en français 🙂"},
+            {"role": "assistant", "content": "🙂 答案是 4 — voilà."},
             {"role": "user", "content": "merci 🎉"}, {"role": "assistant", "content": "De rien ✨"}]
     out = tokenize_chat(tokenizer, msgs)
     hf = tokenizer.apply_chat_template(msgs, chat_template=CHATML_TAGGED, tokenize=True, return_dict=True,
