@@ -71,7 +71,8 @@ def _render(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, add_genera
 
 
 def _trained_char_spans(tokenizer: Any, messages: Sequence[Mapping[str, str]], mask: Sequence[int],
-                        end_of_turn: str | None, template_kwargs: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
+                        end_of_turn: str | None,
+                        template_kwargs: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character span of each trained message's generated text."""
     full = _render(tokenizer, messages, add_generation_prompt=False, template_kwargs=template_kwargs)
     spans: list[tuple[int, int]] = []
@@ -81,8 +82,9 @@ def _trained_char_spans(tokenizer: Any, messages: Sequence[Mapping[str, str]], m
         if not upto.startswith(before) or not full.startswith(upto):
             raise ValueError(
                 f"the chat template renders message {k} ({messages[k]['role']}) differently once later messages follow "
-                "(the rendering of the first messages is not a prefix of the whole conversation), so its tokens cannot be "
-                "attributed to messages; use a template that renders each message the same way wherever it stands")
+                "(the rendering of the first messages is not a prefix of the whole conversation), so its tokens "
+                "cannot be attributed to messages; use a template that renders each message the same way wherever "
+                "it stands")
         if mask[k]:
             if k == 0:
                 raise ValueError("a trained message needs a message before it (the conversation opens with the user)")
@@ -105,7 +107,8 @@ def _trained_char_spans(tokenizer: Any, messages: Sequence[Mapping[str, str]], m
 
 
 def tokenize_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], loss_mask: Sequence[int] | None = None, *,
-                  end_of_turn: str | None = None, chat_template_kwargs: Mapping[str, Any] | None = None) -> TokenizedChat:
+                  end_of_turn: str | None = None,
+                  chat_template_kwargs: Mapping[str, Any] | None = None) -> TokenizedChat:
     """Render ``messages`` with the tokenizer's chat template, tokenize it, and mark the trained tokens.
 
     How the mask is made exact for any template: the conversation is rendered once in full and once
@@ -233,7 +236,8 @@ class Trajectory:
         return cls(**kw)
 
 
-def _messages(system_prompt: str | None, transcript: Sequence[tuple[str, str]]) -> tuple[list[dict[str, str]], list[int]]:
+def _messages(system_prompt: str | None,
+              transcript: Sequence[tuple[str, str]]) -> tuple[list[dict[str, str]], list[int]]:
     msgs = ([{"role": "system", "content": system_prompt}] if system_prompt is not None else []) + \
         [{"role": r, "content": t} for r, t in transcript]
     return msgs, [int(m["role"] == "assistant") for m in msgs]
@@ -259,7 +263,8 @@ def trajectory_from_steps(first_obs: Mapping[str, Any], first_info: Mapping[str,
     metrics: dict[str, float] = {}
     for k, step in enumerate(steps):
         if len(step) != 6:
-            raise ValueError(f"step {k} must be (action, obs, reward, terminated, truncated, info), got {len(step)} items")
+            raise ValueError(f"step {k} must be (action, obs, reward, terminated, truncated, info), "
+                             f"got {len(step)} items")
         if terminated or truncated:
             raise ValueError(f"step {k} follows the end of the session (a trajectory is one session)")
         action, obs, reward, terminated, truncated, info = step
@@ -304,7 +309,8 @@ class SessionRecorder:
         self.steps.append((action, dict(obs), reward, terminated, truncated, dict(info)))
         return obs, reward, terminated, truncated, info
 
-    def trajectory(self, *, system_prompt: str | None = None, tokenizer: Any = None, **tokenize_kwargs: Any) -> Trajectory:
+    def trajectory(self, *, system_prompt: str | None = None, tokenizer: Any = None,
+                   **tokenize_kwargs: Any) -> Trajectory:
         """The recorded session (see :func:`trajectory_from_steps`)."""
         if self.first is None:
             raise RuntimeError("nothing recorded; call reset() with the env's reset() result first")
