@@ -599,28 +599,35 @@ def _merge_two(a: str, b: str) -> str:
 def _fit_sentences(blocks: list[Block], n: int) -> list[Block]:
     """Merge sentences (within a paragraph, then adjacent paragraphs, then list items) until <= n."""
     blocks = [(k, (list(v[0]), v[1]) if k == "items" else list(v) if k == "para" else v) for k, v in blocks]
+    counts: list[int | None] = [None] * len(blocks)  # sentences per block; None: changed since counted
 
     def merge_once() -> bool:
-        for k, v in blocks:
+        for i, (k, v) in enumerate(blocks):
             if k == "para":
                 for j in range(len(v) - 1):
                     if not v[j].rstrip().endswith("?"):
                         v[j:j + 2] = [_merge_two(v[j], v[j + 1])]
+                        counts[i] = None
                         return True
         for i in range(len(blocks) - 1):
             if blocks[i][0] == "para" and blocks[i + 1][0] == "para":
                 blocks[i:i + 2] = [("para", blocks[i][1] + blocks[i + 1][1])]
+                counts[i:i + 2] = [None]
                 return True
-        for k, v in blocks:
+        for i, (k, v) in enumerate(blocks):
             if k == "items" and len(v[0]) > (2 if v[1] else 1):
                 v[0][-2:] = [_merge_two(v[0][-2], v[0][-1])]
+                counts[i] = None
                 return True
         return False
 
     def count() -> int:
         # blocks are separated by blank lines, so sentences add up per block
-        return sum(_block_sentences(k, (tuple(v[0]), v[1]) if k == "items" else tuple(v) if k == "para" else v)
-                   for k, v in blocks)
+        for i, (k, v) in enumerate(blocks):
+            if counts[i] is None:
+                content = (tuple(v[0]), v[1]) if k == "items" else tuple(v) if k == "para" else v
+                counts[i] = _block_sentences(k, content)
+        return sum(counts)  # type: ignore[arg-type]
 
     # each merge removes at most one sentence: merge the whole excess, then recount
     while (excess := count() - n) > 0:
