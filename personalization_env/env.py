@@ -42,7 +42,11 @@ class SessionRecord:
     user: UserSession
     transcript: list[tuple[str, str]] = field(default_factory=list)
     turns: list[UserTurn] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """per reply: the feedback ``label`` of the user's reaction and the ``reward_terms`` returned"""
     done: bool = False
+    truncated: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def user_turns(self) -> int:
@@ -293,14 +297,15 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         truncated = not terminated and rec.user_turns >= self.max_turns
         info = self._info(turn, label=label)
         if terminated or truncated:
-            rec.done = True
+            rec.done, rec.truncated = True, truncated
             metrics = session_metrics(rec, truncated=truncated, judge=self.answer_judge)
             terms["task_success"] = self.success_reward * metrics["task_success"]
-            info["metrics"] = metrics
+            info["metrics"] = rec.metrics = metrics
             agreement = getattr(rec.user, "sim_checker", None)  # LLM simulators: agreement with the checkers
             if agreement is not None:
                 info["sim_checker"] = dict(agreement)
         info["reward_terms"] = terms
+        rec.steps.append({"label": label, "reward_terms": dict(terms)})
         if self.render_mode == "human":
             print(self.render_turn(len(rec.transcript) - 2))
             print(self.render_turn(len(rec.transcript) - 1))
@@ -331,6 +336,12 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     @property
     def task(self) -> Task | None:
         return self._rec.task if self._rec else None
+
+    @property
+    def session_record(self) -> SessionRecord | None:
+        """The running (or last) session's record: transcript, the user's turns, per-reply labels and
+        reward terms, metrics once it ended (read it, do not change it; None before any reset)."""
+        return self._rec
 
     def transcript(self) -> list[tuple[str, str]]:
         """The running (or last) session's messages as (role, text) pairs, the user's first."""

@@ -320,13 +320,9 @@ class SessionRecorder:
 
 def trajectory_from_env(env: Any, *, system_prompt: str | None = None, tokenizer: Any = None,
                         **tokenize_kwargs: Any) -> Trajectory:
-    """The trajectory of the env's current or last session, read from the env after the fact.
-
-    The env keeps the transcript and the user's turns, not the rewards it returned, so each reply's
-    feedback label is asked of the env's classifier again (one batched call: exact for the default
-    ``oracle`` classifier and for ``keyword``; a model classifier is asked again, which a response
-    cache answers identically) and the rewards and metrics are computed by the env's own functions.
-    To export without recomputing, record the steps with :class:`SessionRecorder`.
+    """The trajectory of the env's current or last session, read from the env after the fact (its
+    :attr:`~personalization_env.env.MultiSessionCollabEnv.session_record`: transcript, the labels and
+    reward terms it returned for each reply, the metrics once the session ended).
 
     Args:
         env: a ``MultiSessionCollab-v0`` env (wrapped or not) after ``reset()``.
@@ -335,29 +331,18 @@ def trajectory_from_env(env: Any, *, system_prompt: str | None = None, tokenizer
     Raises:
         ValueError: the env has no session (``reset()`` not called, or ``restore()`` since).
     """
-    from personalization_env.env import session_metrics
-    from personalization_env.feedback import reward_of
-
     base = getattr(env, "unwrapped", env)
-    rec = getattr(base, "_rec", None)
+    rec = base.session_record
     if rec is None:
         raise ValueError("the env has no session to export; call env.reset() and step it first")
     transcript = [(str(r), str(t)) for r, t in rec.transcript]
-    replies = [t for r, t in transcript if r == "assistant"]
-    reactions = list(rec.turns[1:len(replies) + 1])
-    labels = base.classifier.classify_batch([t.message for t in reactions],
-                                            [base.label_context(a, t) for a, t in zip(replies, reactions)])
-    terms = [{"feedback": reward_of(lab, base.rewards), "task_success": 0.0} for lab in labels]
-    terminated = bool(rec.done and rec.turns[-1].done)
-    truncated = bool(rec.done and not terminated)
-    metrics: dict[str, float] = {}
-    if rec.done:
-        metrics = session_metrics(rec, truncated=truncated, judge=base.answer_judge)
-        terms[-1]["task_success"] = base.success_reward * metrics["task_success"]
+    terms = [dict(st["reward_terms"]) for st in rec.steps]
+    terminated = bool(rec.done and not rec.truncated)
     task = rec.task
     msgs, mask = _messages(system_prompt, transcript)
     traj = Trajectory(messages=msgs, loss_mask=mask, rewards=[float(sum(t.values())) for t in terms],
-                      reward_terms=terms, feedback_labels=list(labels), metrics=metrics,
+                      reward_terms=terms, feedback_labels=[st["label"] for st in rec.steps], metrics=dict(rec.metrics),
                       user_id=base.profiles[rec.user_index].user_id, session=int(rec.session),
-                      task_id=str(task.task_id), dataset=str(task.dataset), terminated=terminated, truncated=truncated)
+                      task_id=str(task.task_id), dataset=str(task.dataset), terminated=terminated,
+                      truncated=bool(rec.truncated))
     return traj.tokenize(tokenizer, **tokenize_kwargs) if tokenizer is not None else traj
