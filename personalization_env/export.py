@@ -9,9 +9,10 @@ token-level loss mask aligned to them (see :func:`tokenize_chat`).
 
 Two sources give the same trajectory (tested):
 
-- :func:`trajectory_from_env`: the env's current (or last) session, read after the fact;
+- :func:`trajectory_from_env`: the env's current (or last) session, read after the fact from the
+  env's session record (what the env returned; nothing is recomputed);
 - :class:`SessionRecorder` / :func:`trajectory_from_steps`: the ``reset`` and ``step`` results a
-  caller collects while stepping (exact whatever the feedback classifier; nothing is recomputed).
+  caller collects while stepping.
 
 >>> from personalization_env.env import MultiSessionCollabEnv
 >>> env = MultiSessionCollabEnv(n_users=1, tasks_per_dataset=5)
