@@ -83,6 +83,14 @@ def play(env, seed: int | None, user_id: str | None, replies: list[str], pause: 
     return turns
 
 
+def http(method: str, url: str, **kw):
+    """One request, never through a proxy (the servers are on this machine)."""
+    import httpx
+
+    kw.setdefault("timeout", TIMEOUT)
+    return httpx.request(method, url, trust_env=False, **kw)
+
+
 def keys_of(x) -> set[str]:
     if isinstance(x, dict):
         return set(x) | set().union(*(keys_of(v) for v in x.values()))
@@ -101,7 +109,6 @@ def assert_one_line_4xx(response, status: int, words: str) -> None:
 # ---- a session, and sessions side by side ---------------------------------------------------------
 @needs_serve
 def test_a_full_session_through_the_openenv_client_equals_the_env_and_shows_no_oracle():
-    import httpx
     from openenv.core import GenericEnvClient
 
     from personalization_env.serve import MSCClient
@@ -116,12 +123,11 @@ def test_a_full_session_through_the_openenv_client_equals_the_env_and_shows_no_o
             second = play(env, None, None, [REPLY] * 20)  # reset again: the same user's next session
             assert second == expected[1] and env.state().session == 1
         # the wire: the observation's fields, the env's public info, never info["oracle"]
-        r = httpx.post(f"{url}/reset", json={"seed": 0, "user_id": "msc-0001"}, timeout=TIMEOUT)
+        r = http("POST", f"{url}/reset", json={"seed": 0, "user_id": "msc-0001"})
         eid = r.json()["observation"]["episode_id"]
         payloads = [r.json()]
         while not payloads[-1]["done"]:
-            payloads.append(httpx.post(f"{url}/step", json={"episode_id": eid, "action": {"message": REPLY}},
-                                       timeout=TIMEOUT).json())
+            payloads.append(http("POST", f"{url}/step", json={"episode_id": eid, "action": {"message": REPLY}}).json())
         assert [p["observation"]["message"] for p in payloads] == [expected[0][0]] + [t[0] for t in expected[0][1:-1]]
         assert payloads[-1]["observation"]["metrics"] == expected[0][-1]
         assert set(payloads[-1]["observation"]) == {"message", "user_id", "session", "turn", "episode_id",
@@ -137,8 +143,6 @@ def test_a_full_session_through_the_openenv_client_equals_the_env_and_shows_no_o
 
 @needs_serve
 def test_concurrent_episodes_keep_separate_lifetimes():
-    import httpx
-
     from personalization_env.serve import MSCClient
 
     replies = [REPLY, "Sure! Here it is, step by step:\n- 6x = 84\n- x = 14\nThe answer is 70.", REPLY] * 5
@@ -153,12 +157,11 @@ def test_concurrent_episodes_keep_separate_lifetimes():
             eid = None
             for s in range(2):
                 body = {"seed": seed, "user_id": user} if s == 0 else {"episode_id": eid}
-                r = httpx.post(f"{url}/reset", json=body, timeout=TIMEOUT).json()
+                r = http("POST", f"{url}/reset", json=body).json()
                 eid = r["observation"]["episode_id"]
                 turns = [r["observation"]["message"]]
                 for reply in replies:
-                    r = httpx.post(f"{url}/step", json={"episode_id": eid, "action": {"message": reply}},
-                                   timeout=TIMEOUT).json()
+                    r = http("POST", f"{url}/step", json={"episode_id": eid, "action": {"message": reply}}).json()
                     o = r["observation"]
                     turns.append((o["message"], r["reward"], o["terminated"], o["truncated"]))
                     if r["done"]:
@@ -180,8 +183,6 @@ def test_concurrent_episodes_keep_separate_lifetimes():
 # ---- security and bounds ---------------------------------------------------------------------------
 @needs_serve
 def test_the_token_is_required_and_never_echoed_or_logged(caplog, monkeypatch):
-    import httpx
-
     from personalization_env.serve import MSCClient
 
     caplog.set_level(logging.DEBUG)
@@ -189,22 +190,22 @@ def test_the_token_is_required_and_never_echoed_or_logged(caplog, monkeypatch):
     token = "tok-" + secrets.token_urlsafe(16)
     texts = []
     with serving(token=token) as url:
-        assert httpx.get(f"{url}/health", timeout=TIMEOUT).status_code == 200  # health needs no token
+        assert http("GET", f"{url}/health").status_code == 200  # health needs no token
         for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": token},
                         {"Authorization": f"Basic {token}"}, {"X-Token": token}):
             for method, path in (("POST", "/reset"), ("POST", "/step"), ("GET", "/state"), ("GET", "/schema"),
                                  ("GET", "/docs"), ("GET", "/nowhere")):
-                r = httpx.request(method, url + path, json={}, headers=headers, timeout=TIMEOUT)
+                r = http(method, url + path, json={}, headers=headers)
                 assert_one_line_4xx(r, 401, "bearer token")
                 texts.append(r.text + str(r.headers))
         for bad in (None, "nope"):
             with pytest.raises(ConnectionError, match="401"):
                 asyncio.run(MSCClient(url, token=bad).connect())
         good = {"Authorization": f"Bearer {token}"}
-        r = httpx.post(f"{url}/reset", json={"seed": 1}, headers=good, timeout=TIMEOUT)
+        r = http("POST", f"{url}/reset", json={"seed": 1}, headers=good)
         assert r.status_code == 200
         texts.append(r.text + str(r.headers))
-        r = httpx.post(f"{url}/step", headers=good, timeout=TIMEOUT,
+        r = http("POST", f"{url}/step", headers=good, timeout=TIMEOUT,
                        json={"episode_id": r.json()["observation"]["episode_id"], "action": {"message": REPLY}})
         assert r.status_code == 200
         texts.append(r.text + str(r.headers))
@@ -223,7 +224,6 @@ def test_the_token_is_required_and_never_echoed_or_logged(caplog, monkeypatch):
 
 @needs_serve
 def test_bad_requests_get_a_one_line_4xx_while_a_good_session_goes_on():
-    import httpx
     from websockets.sync.client import connect
 
     from personalization_env.serve import MSCClient, frame_limit
@@ -232,47 +232,49 @@ def test_bad_requests_get_a_one_line_4xx_while_a_good_session_goes_on():
     auth = {"Authorization": f"Bearer {token}"}
     expected = reference(0, "msc-0001", [REPLY] * 20)[0]
     with serving(token=token, max_sessions=8, max_message_chars=2000) as url:
-        ended = httpx.post(f"{url}/reset", json={"seed": 2}, headers=auth, timeout=TIMEOUT).json()
+        ended = http("POST", f"{url}/reset", json={"seed": 2}, headers=auth).json()
         eid = ended["observation"]["episode_id"]
         while not ended["done"]:
-            ended = httpx.post(f"{url}/step", json={"episode_id": eid, "action": {"message": REPLY}}, headers=auth,
-                               timeout=TIMEOUT).json()
+            ended = http("POST", f"{url}/step", json={"episode_id": eid, "action": {"message": REPLY}},
+                         headers=auth).json()
 
-        def step(body) -> dict:
-            return {"content": body if isinstance(body, (str, bytes)) else json.dumps(body)}
+        def body(x) -> dict:
+            return {"content": x if isinstance(x, (str, bytes)) else json.dumps(x)}
 
         bad = [  # (method, path, request, status, words in the reason)
-            ("POST", "/step", step("{not json"), 400, "not valid JSON"),
-            ("POST", "/step", step(b"\xff\xfe{"), 400, "JSON"),
-            ("POST", "/step", step("[1, 2]"), 400, "JSON object"),
-            ("POST", "/step", step({"episode_id": eid, "action": {"message": 5}}), 422, "valid string"),
-            ("POST", "/step", step({"episode_id": eid, "action": "hi"}), 422, "action"),
-            ("POST", "/step", step({"episode_id": eid}), 422, "action"),
-            ("POST", "/step", step({"episode_id": eid, "action": {"message": REPLY, "x": 1}}), 422, "extra"),
-            ("POST", "/step", step({"action": {"message": REPLY}}), 422, "episode_id is required"),
-            ("POST", "/step", step({"episode_id": 7, "action": {"message": REPLY}}), 422, "episode_id"),
-            ("POST", "/step", step({"episode_id": "no-such-episode", "action": {"message": REPLY}}), 404, "unknown episode_id"),
-            ("POST", "/step", step({"episode_id": eid, "action": {"message": REPLY}}), 409, "has ended"),
-            ("POST", "/step", step({"episode_id": eid, "action": {"message": "x" * 2001}}), 413, "--max-message-chars"),
-            ("POST", "/step", step({"episode_id": eid, "action": {"message": "  "}}), 422, "empty"),
-            ("POST", "/step", step("x" * (frame_limit(2000) + 1)), 413, "--max-message-chars"),
-            ("POST", "/reset", step({"seed": -1}), 422, "seed"),
-            ("POST", "/reset", step({"seed": "zero"}), 422, "seed"),
-            ("POST", "/reset", step({"user_id": "msc-0010"}), 422, "unknown user_id"),
-            ("POST", "/reset", step({"user_index": 3}), 422, "user_index"),
-            ("POST", "/reset", step({"user_id": "msc-0001", "user_index": 1}), 422, "either"),
-            ("POST", "/reset", step({"colour": "red"}), 422, "unknown reset argument"),
-            ("POST", "/reset", step({"episode_id": "no-such-episode"}), 404, "unknown episode_id"),
+            ("POST", "/step", body("{not json"), 400, "not valid JSON"),
+            ("POST", "/step", body(b"\xff\xfe{"), 400, "JSON"),
+            ("POST", "/step", body("[1, 2]"), 400, "JSON object"),
+            ("POST", "/step", body({"episode_id": eid, "action": {"message": 5}}), 422, "valid string"),
+            ("POST", "/step", body({"episode_id": eid, "action": "hi"}), 422, "action"),
+            ("POST", "/step", body({"episode_id": eid}), 422, "action"),
+            ("POST", "/step", body({"episode_id": eid, "action": {"message": REPLY, "x": 1}}), 422, "extra"),
+            ("POST", "/step", body({"action": {"message": REPLY}}), 422, "episode_id is required"),
+            ("POST", "/step", body({"episode_id": 7, "action": {"message": REPLY}}), 422, "episode_id"),
+            ("POST", "/step", body({"episode_id": "nope", "action": {"message": REPLY}}), 404, "unknown episode_id"),
+            ("POST", "/step", body({"episode_id": eid, "action": {"message": REPLY}}), 409, "has ended"),
+            ("POST", "/step", body({"episode_id": eid, "action": {"message": "x" * 2001}}), 413, "--max-message"),
+            ("POST", "/step", body({"episode_id": eid, "action": {"message": "  "}}), 422, "empty"),
+            ("POST", "/step", body("x" * (frame_limit(2000) + 1)), 413, "--max-message-chars"),
+            ("POST", "/reset", body({"seed": -1}), 422, "seed"),
+            ("POST", "/reset", body({"seed": "zero"}), 422, "seed"),
+            ("POST", "/reset", body({"user_id": "msc-0010"}), 422, "unknown user_id"),
+            ("POST", "/reset", body({"user_index": 3}), 422, "user_index"),
+            ("POST", "/reset", body({"user_id": "msc-0001", "user_index": 1}), 422, "either"),
+            ("POST", "/reset", body({"colour": "red"}), 422, "unknown reset argument"),
+            ("POST", "/reset", body({"episode_id": "no-such-episode"}), 404, "unknown episode_id"),
             ("GET", "/state", {}, 422, "episode_id is required"),
             ("GET", "/state", {"params": {"episode_id": "no-such-episode"}}, 404, "unknown episode_id"),
-            ("POST", "/close", step({"episode_id": "no-such-episode"}), 404, "unknown episode_id"),
+            ("POST", "/close", body({"episode_id": "no-such-episode"}), 404, "unknown episode_id"),
         ]
-        jobs = [(m, p, {**req, "headers": {**auth, "content-type": "application/json"}}, s, w) for m, p, req, s, w in bad]
-        jobs += [("POST", "/reset", {"json": {}}, 401, "bearer token"), ("GET", "/nowhere", {"headers": auth}, 404, "not found")]
+        headers = {**auth, "content-type": "application/json"}
+        jobs = [(m, p, {**req, "headers": headers}, s, w) for m, p, req, s, w in bad]
+        jobs += [("POST", "/reset", {"json": {}}, 401, "bearer token"),
+                 ("GET", "/nowhere", {"headers": auth}, 404, "not found")]
 
         def send_bad(job) -> None:
             method, path, req, status, words = job
-            assert_one_line_4xx(httpx.request(method, url + path, timeout=TIMEOUT, **req), status, words)
+            assert_one_line_4xx(http(method, url + path, timeout=TIMEOUT, **req), status, words)
 
         def send_bad_socket() -> list[str]:
             codes = []
@@ -300,24 +302,22 @@ def test_bad_requests_get_a_one_line_4xx_while_a_good_session_goes_on():
         assert codes[3] == "Invalid message" and "seed must be" in codes[4] and "unknown user_id" in codes[5]
         assert codes[6] is False and "--max-message-chars" in codes[7] and codes[8] == "observation"
         # the ended episode is unharmed too: its user's next session
-        r = httpx.post(f"{url}/reset", json={"episode_id": eid}, headers=auth, timeout=TIMEOUT).json()
+        r = http("POST", f"{url}/reset", json={"episode_id": eid}, headers=auth).json()
         assert r["observation"]["session"] == 1
 
 
 @needs_serve
 def test_idle_sessions_are_dropped_and_active_ones_kept():
-    import httpx
-
     from personalization_env.serve import MSCClient
 
     with serving(idle_timeout=0.5, max_sessions=2) as url:
-        eid = httpx.post(f"{url}/reset", json={}, timeout=TIMEOUT).json()["observation"]["episode_id"]
+        eid = http("POST", f"{url}/reset", json={}).json()["observation"]["episode_id"]
         with MSCClient(url).sync() as idle:
             idle.reset(seed=0)
             time.sleep(1.0)
             with pytest.raises(Exception, match="idle"):  # the server closed the socket (1001)
                 idle.step(REPLY)
-        r = httpx.post(f"{url}/step", json={"episode_id": eid, "action": {"message": REPLY}}, timeout=TIMEOUT)
+        r = http("POST", f"{url}/step", json={"episode_id": eid, "action": {"message": REPLY}})
         assert_one_line_4xx(r, 404, "unknown episode_id")
         # both slots are free again; a session that keeps talking outlives the timeout
         with MSCClient(url).sync() as a, MSCClient(url).sync() as b:
@@ -332,23 +332,21 @@ def test_idle_sessions_are_dropped_and_active_ones_kept():
 
 @needs_serve
 def test_max_sessions_is_enforced_over_sockets_and_http():
-    import httpx
-
     from personalization_env.serve import MSCClient
 
     with serving(max_sessions=2) as url:
         with MSCClient(url).sync() as a:
             a.reset(seed=0)
-            eid = httpx.post(f"{url}/reset", json={}, timeout=TIMEOUT).json()["observation"]["episode_id"]
+            eid = http("POST", f"{url}/reset", json={}).json()["observation"]["episode_id"]
             with pytest.raises(ConnectionError, match="429"):
                 asyncio.run(MSCClient(url).connect())
-            assert_one_line_4xx(httpx.post(f"{url}/reset", json={}, timeout=TIMEOUT), 429, "--max-sessions")
-            assert httpx.post(f"{url}/close", json={"episode_id": eid}, timeout=TIMEOUT).json()["closed"]
+            assert_one_line_4xx(http("POST", f"{url}/reset", json={}), 429, "--max-sessions")
+            assert http("POST", f"{url}/close", json={"episode_id": eid}).json()["closed"]
             with MSCClient(url).sync() as c:  # the freed slot
                 assert c.reset(seed=0).observation.message
                 a.step(REPLY)  # the first session never noticed
         deadline = time.monotonic() + 5
-        while (r := httpx.post(f"{url}/reset", json={}, timeout=TIMEOUT)).status_code == 429:
+        while (r := http("POST", f"{url}/reset", json={})).status_code == 429:
             assert time.monotonic() < deadline, "closed sockets did not free their slots"
             time.sleep(0.05)
         assert r.status_code == 200
@@ -356,17 +354,15 @@ def test_max_sessions_is_enforced_over_sockets_and_http():
 
 @needs_serve
 def test_oversize_replies_are_refused_and_the_session_goes_on():
-    import httpx
-
     from personalization_env.serve import MSCClient, frame_limit
 
     with serving(max_message_chars=100) as url:
-        eid = httpx.post(f"{url}/reset", json={"seed": 0}, timeout=TIMEOUT).json()["observation"]["episode_id"]
-        r = httpx.post(f"{url}/step", json={"episode_id": eid, "action": {"message": "é" * 101}}, timeout=TIMEOUT)
+        eid = http("POST", f"{url}/reset", json={"seed": 0}).json()["observation"]["episode_id"]
+        r = http("POST", f"{url}/step", json={"episode_id": eid, "action": {"message": "é" * 101}})
         assert_one_line_4xx(r, 413, "101 characters")
-        r = httpx.post(f"{url}/step", content=b"{" + b" " * frame_limit(100), timeout=TIMEOUT)
+        r = http("POST", f"{url}/step", content=b"{" + b" " * frame_limit(100))
         assert_one_line_4xx(r, 413, "request body over")
-        r = httpx.post(f"{url}/step", json={"episode_id": eid, "action": {"message": "é" * 100}}, timeout=TIMEOUT)
+        r = http("POST", f"{url}/step", json={"episode_id": eid, "action": {"message": "é" * 100}})
         assert r.status_code == 200 and r.json()["observation"]["turn"] == 1
         with MSCClient(url).sync() as env:
             env.reset(seed=0)
@@ -381,8 +377,8 @@ def test_oversize_replies_are_refused_and_the_session_goes_on():
 
 # ---- the module and its command line -----------------------------------------------------------------
 def test_importing_the_package_or_the_module_imports_no_server_library():
-    code = ("import sys, personalization_env, personalization_env.serve as s; "
-            "print(sorted(m for m in ('openenv', 'fastapi', 'uvicorn', 'starlette', 'websockets') if m in sys.modules))")
+    code = ("import sys, personalization_env, personalization_env.serve as s; print(sorted(m for m in "
+            "('openenv', 'fastapi', 'uvicorn', 'starlette', 'websockets') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
