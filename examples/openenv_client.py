@@ -43,12 +43,13 @@ def free_port() -> int:
 
 
 def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60.0) -> None:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with code {server.returncode} before it was healthy")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            with direct.open(f"{url}/health", timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError):
