@@ -23,22 +23,28 @@ _KIND_HINTS = (
 @lru_cache(maxsize=256)  # a turn asks about its query twice (dense candidates, then reranking)
 def guess_task_type(text: str) -> str:
     """A coarse task type from a message's surface (for the query transformation)."""
-    lines = [line + "\n" for line in text.split("\n")]
-    lines[-1] = lines[-1][:-1]
-    hits = [_kind_hits(line) for line in lines]
-    for k, (name, _) in enumerate(_KIND_HINTS):
-        if any(h[k] for h in hits):
-            return name
-    return "general"
+    head, newline, tail = text.rpartition("\n")
+    hits = _kind_hits(tail)
+    if newline:
+        hits = tuple(a or b for a, b in zip(_kind_hits_above(head), hits))
+    return next((name for (name, _), hit in zip(_KIND_HINTS, hits) if hit), "general")
 
 
 @lru_cache(maxsize=1 << 14)
 def _kind_hits(line: str) -> tuple[bool, ...]:
-    """Which of the ``_KIND_HINTS`` patterns match ``line`` (cached: a query repeats the session's
-    opening message on every turn). A pattern matches a text exactly when it matches one of its lines
-    with the line's own line break: the multiple-choice pattern is the only one that can run over a
-    line break, through blank space to an option marker that then starts a line of its own."""
+    """Which of the ``_KIND_HINTS`` patterns match ``line``. A pattern matches a text exactly when it
+    matches one of its lines with the line's own line break: the multiple-choice pattern is the only
+    one that can run over a line break, through blank space to an option marker that then starts a
+    line of its own."""
     return tuple(bool(pat.search(line)) for _, pat in _KIND_HINTS)
+
+
+@lru_cache(maxsize=4096)
+def _kind_hits_above(head: str) -> tuple[bool, ...]:
+    """``_kind_hits`` of the lines above a text's last line, each with its line break (cached: a query
+    is the session's opening message above the user's latest line)."""
+    hits = [_kind_hits(line + "\n") for line in head.split("\n")]
+    return tuple(any(h[k] for h in hits) for k in range(len(_KIND_HINTS)))
 
 
 class RAGAgent(MemoryAgent):
