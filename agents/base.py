@@ -26,6 +26,9 @@ class Agent(abc.ABC):
     """
 
     name: str = "agent"
+    #: True for an agent that reads the users' true profiles (an upper bound such as the oracle): only
+    #: such agents are handed ``profiles`` by the benchmark runner
+    privileged: bool = False
 
     def act(self, obs: Mapping[str, Any]) -> str:
         """The reply to ``obs``."""

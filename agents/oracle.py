@@ -22,6 +22,7 @@ class OracleAgent(LLMAgent):
     """
 
     name = "oracle"
+    privileged = True
 
     def __init__(self, profiles: Iterable[Profile] = (), task_aware: bool = True, **kwargs: Any):
         super().__init__(**kwargs)

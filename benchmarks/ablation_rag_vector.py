@@ -98,6 +98,8 @@ class CreditOnly(RAGVectorAgent):
 class OracleRetrieval(RAGAgent):
     """Upper bound of re-ranking: top-J among the candidates, cards applicable to the task first."""
 
+    privileged = True  # reads the users' true preferences
+
     def __init__(self, profiles: Any = (), **kw: Any):
         super().__init__(**kw)
         self.profiles = {p.user_id: p for p in profiles}

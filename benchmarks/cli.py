@@ -304,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_play.add_argument("--seed", type=int, default=0)
     p_play.add_argument("--out", default=None, help="output folder (default: runs/play-<time>)")
     p_play.set_defaults(func=cmd_play)
+    sub.add_parser("serve", add_help=False,
+                   help="serve the env over the OpenEnv protocol (HTTP + WebSocket) for RL trainers")
     p_merge = sub.add_parser("merge", help="join the shards of a sharded run (RUN/shards/*) into RUN")
     p_merge.add_argument("run_dir", help="the run folder whose shards/ to merge")
     p_merge.set_defaults(func=cmd_merge)
@@ -328,6 +330,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_sub.add_argument("--dry-run", action="store_true", help="print the batch scripts, submit nothing")
     p_sub.set_defaults(func=None)
     args, extra = parser.parse_known_args(argv)
+    if args.command == "serve":  # its own options and help (personalization_env.serve)
+        from personalization_env.serve import serve_main
+
+        return serve_main(extra)
     if getattr(args, "slurm_command", None) == "submit":
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         try:

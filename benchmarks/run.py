@@ -146,19 +146,28 @@ def _agent_kwargs(name: str, cfg: RunConfig, env: MultiSessionCollabEnv,
     from agents.registry import AGENTS, _resolve
 
     cls = _resolve(name if ":" in name else AGENTS[name]) if (":" in name or name in AGENTS) else None
+    if cls is None:  # an installed plug-in: the registry builds it; only the seed is known to fit
+        return {"seed": cfg.seed}
+    params = _named_params(cls)
     kw: dict[str, Any] = {"seed": cfg.seed}
-    params = inspect.signature(cls.__init__).parameters if cls else {}
-    accepts_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    if "model" in params or accepts_all:
+    if "model" in params:
         kw["model"] = model if model is not None else _backend(cfg.agent_model, cfg)
-    if "profiles" in params:
-        kw["profiles"] = env.profiles
-    for k, v in cfg.agent_args.items():
-        if k in params or accepts_all:
-            kw[k] = v
-    if cls is not None and not accepts_all:
-        kw = {k: v for k, v in kw.items() if k in params}
-    return kw
+    if "profiles" in params and getattr(cls, "privileged", False):
+        kw["profiles"] = env.profiles  # the users' true preferences: only for agents that declare it (the oracle)
+    kw.update({k: v for k, v in cfg.agent_args.items() if k in params})
+    return {k: v for k, v in kw.items() if k in params}
+
+
+def _named_params(cls: type) -> set[str]:
+    """The keyword arguments ``cls(...)`` can take by name: those named by the ``__init__`` of it and of
+    its bases (a ``**kwargs`` that forwards to a base names nothing by itself)."""
+    out: set[str] = set()
+    for c in cls.__mro__:
+        init = c.__dict__.get("__init__")
+        if init is not None and c is not object:
+            out |= {n for n, p in inspect.signature(init).parameters.items()
+                    if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return out
 
 def uses_models(cfg: RunConfig) -> bool:
     """Whether any role talks to a real model (then responses are cached by default)."""

@@ -65,3 +65,13 @@ class OracleSpyAgent(ReflectionAgent):
         if "oracle" in info:
             raise ValueError("the agent was handed info['oracle']")
         super().observe(obs, reward, terminated, truncated, info)
+
+
+class ProfileReader(ReflectionAgent):
+    """Takes a ``profiles`` argument without declaring itself privileged: the runner must not fill it."""
+
+    name = "profile_reader"
+
+    def __init__(self, profiles: Any = (), **kwargs: Any):
+        super().__init__(**kwargs)
+        self.profiles = profiles

@@ -198,3 +198,19 @@ def test_bad_lane_settings_name_the_value(tmp_path):
 def test_the_runner_never_hands_agents_the_ground_truth(tmp_path):
     rows = run(cfg(tmp_path / "r", methods=["tests.benchmarks.plugins:OracleSpyAgent"], sessions=2))
     assert rows and all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+
+
+def test_agent_args_and_profiles_reach_only_the_agents_that_take_them(tmp_path):
+    from benchmarks.run import World
+
+    class Peek(dict):
+        pass
+
+    cfg_ = cfg(tmp_path / "r", methods=["vanilla", "rag_vector", "oracle", "tests.benchmarks.plugins:ProfileReader"],
+               agent_args={"K": 8, "ppo_policy": "x", "preset": "paper"})
+    w = World(cfg_)
+    kw = {m: w._kwargs[m] for m in cfg_.methods}
+    assert kw["rag_vector"]["K"] == 8 and kw["rag_vector"]["preset"] == "paper"  # named by RAGAgent / RAGVectorAgent
+    assert "K" not in kw["vanilla"] and "ppo_policy" not in kw["rag_vector"]  # named by no class of theirs
+    assert "profiles" in kw["oracle"]  # the oracle declares it reads the true profiles ...
+    assert "profiles" not in kw["tests.benchmarks.plugins:ProfileReader"]  # ... a plug-in merely taking them does not
