@@ -16,7 +16,7 @@ At C = 64 the run is vanilla and reflection x 100 users (200 lanes) in one proce
 requests per second) four methods x 100 users (400 lanes) over two worker processes, one per core
 (:data:`PRESETS`; ``--methods`` and ``--workers`` override). ``--previous`` also runs the ``msc run``
 of another checkout of this package (its ``--workers`` 2 and 8, one session in flight per worker, as
-before lanes existed) against the same server.
+before lanes existed) against the same server, at the first capacity, with ``--previous-users``.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def run_previous(url: str, args: argparse.Namespace, checkout: Path, methods: st
     spec = f"openai:{args.model}@{url}/v1"
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--methods", methods, "--profiles", args.profiles,
-               "--users", str(args.users), "--sessions", str(args.sessions), "--user", f"hybrid:{spec}",
+               "--users", str(args.previous_users), "--sessions", str(args.sessions), "--user", f"hybrid:{spec}",
                "--agent-model", spec, "--workers", str(workers), "--out", out, "--no-progress", "--summary-only"]
         metrics(url, reset=True)
         t0 = time.perf_counter()
@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server-script", type=Path, default=DEFAULT_SERVER, help="path of capacity_server.py")
     p.add_argument("--previous", type=Path, default=None,
                    help="another checkout of this package whose msc run is measured the same way (workers 2 and 8)")
+    p.add_argument("--previous-users", type=int, default=10,
+                   help="users of the previous code's runs (one session in flight per worker makes them slow; "
+                        "their efficiency is a rate, so fewer users measure it too) (default: %(default)s)")
     args = p.parse_args(argv)
     if args.client:
         os.environ["MSC_LLM_CLIENT"] = args.client
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or server.url  # type: ignore[union-attr]
         try:
             results = [run_current(url, args, methods, workers)]
-            if args.previous:
+            if args.previous and C == capacities[0]:
                 results += [run_previous(url, args, args.previous, methods, w) for w in (2, 8)]
         finally:
             if server is not None:
