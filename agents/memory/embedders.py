@@ -33,12 +33,12 @@ def _stem(w: str) -> str:
     return w
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 15)
 def _line_terms(line: str) -> tuple[str, ...]:
     return tuple(_stem(w) for w in _WORD.findall(line.lower()) if w not in _STOP)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)  # (card notes come back every turn; queries do not)
 def terms(text: str) -> tuple[str, ...]:
     """Stemmed words of ``text`` without stop words (the hashing embedder's and the lexical reranker's
     tokens).
@@ -71,7 +71,7 @@ def _bucket(feature: str, dim: int) -> tuple[int, float]:
     return h % dim, (1.0 if (h >> 63) & 1 else -1.0)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def _line_counts(line: str, dim: int, bigrams: bool) -> tuple[tuple[str, ...], dict[int, float]]:
     """The words of one line and the signed bucket counts of its words and the bigrams within it
     (cached: retrieval queries repeat the session's opening message; the dict is shared, read only)."""
