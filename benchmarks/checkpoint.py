@@ -5,7 +5,9 @@ session it finished, the agent's state (``Agent.state_dict()``) and the env's li
 (``env.snapshot()``). The file is written beside its final name and renamed over it, so it is always
 a whole checkpoint: a process killed at any moment leaves the last one or the new one. The row goes
 to ``sessions.jsonl`` only after its checkpoint, so ``sessions.jsonl`` can always be rebuilt from
-the checkpoints (``--resume`` does), and a session whose checkpoint exists never runs again.
+the checkpoints (``--resume`` does), and a session whose checkpoint exists never runs again. Large
+arrays (a user vector's item basis) sit in side files that are rewritten only when they change
+(:class:`LaneWriter`).
 
 Checkpoints are pickles (agent states hold arrays): load only run folders you trust, as with any
 model checkpoint.
@@ -19,7 +21,8 @@ import os
 import pickle
 import re
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,24 @@ def lane_path(out: Path, method: str, user_id: str) -> Path:
     return Path(out) / LANES_DIR / _slug(method) / f"{_slug(user_id)}.ckpt"
 
 
+class _Unpickler(pickle.Unpickler):
+    """Reads a checkpoint, loading the side files it names (see :class:`LaneWriter`)."""
+
+    def __init__(self, f: Any, folder: Path):
+        super().__init__(f)
+        self.folder, self.side = folder, []
+
+    def persistent_load(self, pid: Any) -> Any:
+        import numpy as np
+
+        kind, name = pid
+        if kind != "npy" or "/" in name or name.startswith("."):
+            raise pickle.UnpicklingError(f"unknown reference {pid!r} in a checkpoint")
+        arr = np.load(self.folder / name, allow_pickle=False)
+        self.side.append((arr, name))
+        return arr
+
+
 @dataclass
 class LaneCheckpoint:
     """A lane after its last finished session.
@@ -59,22 +80,84 @@ class LaneCheckpoint:
     rows: list[dict[str, Any]]
     agent: Any
     env: dict[str, Any]
+    side: list[tuple[Any, str]] = field(default_factory=list, repr=False)
+    """the side-file arrays it was read with (see :class:`LaneWriter`)"""
 
     @property
     def sessions_done(self) -> int:
         return len(self.rows)
 
 
-def save(out: Path, ck: LaneCheckpoint) -> None:
-    """Write ``ck`` atomically (see module docstring)."""
-    path = lane_path(out, ck.method, ck.user_id)
+def _payload(ck: LaneCheckpoint) -> dict[str, Any]:
+    return {"format": FORMAT, "method": ck.method, "user_id": ck.user_id, "rows": ck.rows, "agent": ck.agent,
+            "env": ck.env}
+
+
+def _write(path: Path, blob: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    blob = pickle.dumps({"format": FORMAT, "method": ck.method, "user_id": ck.user_id, "rows": ck.rows,
-                         "agent": ck.agent, "env": ck.env}, protocol=pickle.HIGHEST_PROTOCOL)
     with open(tmp, "wb") as f:
         f.write(blob)
     os.replace(tmp, path)
+
+
+def save(out: Path, ck: LaneCheckpoint) -> None:
+    """Write ``ck`` atomically, in one file (see module docstring; lanes use :class:`LaneWriter`)."""
+    _write(lane_path(out, ck.method, ck.user_id), pickle.dumps(_payload(ck), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class LaneWriter:
+    """Writes one lane's checkpoints, after every session.
+
+    Arrays of 64 KiB or more (a user vector's item basis) go to side files beside the checkpoint,
+    written only when their content changed since the lane's last checkpoint (the basis changes at
+    refits, not every session); the checkpoint refers to them by name. Side files are never
+    overwritten (a new content gets a new name), so the checkpoint file's rename stays the one
+    moment a checkpoint changes; the files no checkpoint refers to any more are removed.
+
+    Args:
+        out: the run folder.
+        method, user_id: the lane.
+        previous: the side arrays of the checkpoint the lane resumed from (``LaneCheckpoint.side``).
+    """
+
+    BIG = 1 << 16
+
+    def __init__(self, out: Path, method: str, user_id: str, previous: list[tuple[Any, str]] | None = None):
+        self.path = lane_path(out, method, user_id)
+        self._side: list[tuple[Any, str]] = list(previous or [])
+
+    def save(self, ck: LaneCheckpoint) -> None:
+        import io
+
+        import numpy as np
+
+        used: list[tuple[Any, str]] = []
+
+        def persistent_id(obj: Any) -> Any:
+            if not (isinstance(obj, np.ndarray) and obj.nbytes >= self.BIG and obj.dtype != object):
+                return None
+            for arr, name in self._side:
+                if arr.shape == obj.shape and arr.dtype == obj.dtype and np.array_equal(arr, obj):
+                    used.append((arr, name))
+                    return ("npy", name)
+            name = f"{self.path.stem}.{uuid.uuid4().hex[:12]}.npy"
+            with open(self.path.parent / name, "wb") as f:
+                np.save(f, obj, allow_pickle=False)
+            used.append((obj.copy(), name))
+            return ("npy", name)
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.persistent_id = persistent_id  # type: ignore[method-assign]
+        pickler.dump(_payload(ck))
+        _write(self.path, buf.getvalue())
+        kept = {name for _, name in used}
+        for _, name in self._side:
+            if name not in kept:
+                (self.path.parent / name).unlink(missing_ok=True)
+        self._side = used
 
 
 def load_all(out: Path) -> dict[tuple[str, str], LaneCheckpoint]:
@@ -87,18 +170,25 @@ def load_all(out: Path) -> dict[tuple[str, str], LaneCheckpoint]:
         return found
     for tmp in root.glob("*/.*.tmp"):
         tmp.unlink(missing_ok=True)
+    referenced: set[Path] = set()
     for path in sorted(root.glob("*/*.ckpt")):
         try:
             with open(path, "rb") as f:
-                d = pickle.load(f)
+                reader = _Unpickler(f, path.parent)
+                d = reader.load()
             if d.get("format") != FORMAT:
                 raise ValueError(f"checkpoint format {d.get('format')!r}, expected {FORMAT}")
-            ck = LaneCheckpoint(d["method"], d["user_id"], list(d["rows"]), d["agent"], dict(d["env"]))
+            ck = LaneCheckpoint(d["method"], d["user_id"], list(d["rows"]), d["agent"], dict(d["env"]),
+                                side=reader.side)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means: rerun that lane
             logger.warning("checkpoint %s cannot be read (%s: %s); its lane reruns from session 0",
                            path, type(e).__name__, e)
             continue
+        referenced |= {path.parent / name for _, name in ck.side}
         found[(ck.method, ck.user_id)] = ck
+    for side in root.glob("*/*.npy"):  # left by a writer killed between a side file and its checkpoint
+        if side not in referenced:
+            side.unlink(missing_ok=True)
     return found
 
 

@@ -173,6 +173,8 @@ class LanePool:
     def _run_lane(self, lane: Lane, serial: int) -> None:
         env, agent = self.make_env(), self.make_agent(lane.method)
         rows: list[dict[str, Any]] = []
+        writer = checkpoint.LaneWriter(self.out, lane.method, lane.user_id,
+                                       lane.resume_from.side if lane.resume_from is not None else None)
         if lane.resume_from is not None:
             agent.load_state_dict(lane.resume_from.agent)
             env.restore(lane.resume_from.env)
@@ -197,8 +199,7 @@ class LanePool:
                     return
                 if row["status"] == "ok":
                     rows.append(row)
-                    checkpoint.save(self.out, LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(),
-                                                             env.snapshot()))
+                    writer.save(LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(), env.snapshot()))
             self._emit("row", row)
             if row["status"] != "ok":
                 return  # the lane stops at its first failed session (see module docstring)
@@ -249,11 +250,17 @@ class LanePool:
         ``("unavailable", message)`` (a model server is down: the pool stops starting sessions; the
         caller decides whether to raise).
         """
-        with single_threaded_math():  # also with one lane: the rows must not depend on the thread counts
-            if self.threads == 1 and self.session_timeout is None:
-                self._run_inline(next_lane, handle)
-            else:
-                self._run(next_lane, handle)
+        import gc
+
+        gc.freeze()  # the long-lived objects made so far (modules, tasks, profiles) leave the collector's scans
+        try:
+            with single_threaded_math():  # also with one lane: the rows must not depend on the thread counts
+                if self.threads == 1 and self.session_timeout is None:
+                    self._run_inline(next_lane, handle)
+                else:
+                    self._run(next_lane, handle)
+        finally:
+            gc.unfreeze()
 
     def _run_inline(self, next_lane: Callable[[], Lane | None], handle: Callable[[str, Any], None]) -> None:
         """One lane at a time on this thread: no watchdog is needed, and code that keeps time limits

@@ -537,6 +537,10 @@ def _run_workers(world: World, todo: list[Lane], lanes: int, handle: Callable[[s
     import multiprocessing as mp
     import queue
 
+    try:  # imported once here, not in every worker (math-verify's import takes about a second)
+        import math_verify  # noqa: F401
+    except ImportError:
+        pass
     ctx = mp.get_context("fork")
     tasks, results = ctx.Queue(), ctx.Queue()
     for lane in todo:

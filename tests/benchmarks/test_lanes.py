@@ -69,21 +69,16 @@ def test_resume_restarts_each_lane_at_its_first_unfinished_session(tmp_path, ref
     out = tmp_path / "r"
     run(cfg(out, sessions=6, lanes=3))
     # forget the last sessions of some lanes, as if the run had been killed: rewind their checkpoints
-    import pickle
-
-    from benchmarks.checkpoint import lane_path
+    from benchmarks.checkpoint import lane_path, save
 
     for method, user, keep in (("rag_vector", "complex-0001", 2), ("reflection", "complex-0000", 0), ("vanilla", "complex-0002", 5)):
-        p = lane_path(out, method, user)
         if keep == 0:
-            p.unlink()
+            lane_path(out, method, user).unlink()
             continue
-        d = pickle.loads(p.read_bytes())
         short = run(cfg(tmp_path / f"{method}-{keep}", methods=[method], sessions=keep, lanes=1))
-        d2 = pickle.loads(lane_path(tmp_path / f"{method}-{keep}", method, user).read_bytes())
-        assert [r["session"] for r in d2["rows"]] == list(range(keep)) and short
-        d["rows"], d["agent"], d["env"] = d2["rows"], d2["agent"], d2["env"]
-        p.write_bytes(pickle.dumps(d))
+        earlier = load_all(tmp_path / f"{method}-{keep}")[(method, user)]
+        assert [r["session"] for r in earlier.rows] == list(range(keep)) and short
+        save(out, earlier)  # the lane's checkpoint after `keep` sessions
     seen = []
     rows = run(cfg(out, sessions=6, resume=True, lanes=3), on_row=seen.append)
     assert sorted((r["method"], r["user_id"], r["session"]) for r in seen) == sorted(
@@ -214,3 +209,25 @@ def test_agent_args_and_profiles_reach_only_the_agents_that_take_them(tmp_path):
     assert "K" not in kw["vanilla"] and "ppo_policy" not in kw["rag_vector"]  # named by no class of theirs
     assert "profiles" in kw["oracle"]  # the oracle declares it reads the true profiles ...
     assert "profiles" not in kw["tests.benchmarks.plugins:ProfileReader"]  # ... a plug-in merely taking them does not
+
+
+def test_large_arrays_go_to_side_files_written_only_when_they_change(tmp_path):
+    import numpy as np
+
+    from benchmarks.checkpoint import LaneCheckpoint, LaneWriter, lane_path
+
+    big, small = np.arange(20000, dtype=np.float64), np.arange(10.0)
+    w = LaneWriter(tmp_path, "m", "u")
+    w.save(LaneCheckpoint("m", "u", [{"session": 0}], {"P": big, "z": small}, {}))
+    folder = lane_path(tmp_path, "m", "u").parent
+    first = sorted(p.name for p in folder.glob("*.npy"))
+    assert len(first) == 1  # the big array only
+    w.save(LaneCheckpoint("m", "u", [{"session": 0}, {"session": 1}], {"P": big.copy(), "z": small + 1}, {}))
+    assert sorted(p.name for p in folder.glob("*.npy")) == first  # same content: not written again
+    w.save(LaneCheckpoint("m", "u", [{"session": 0}] * 3, {"P": big + 1, "z": small}, {}))
+    now = sorted(p.name for p in folder.glob("*.npy"))
+    assert len(now) == 1 and now != first  # changed: a new file, the old one removed
+    (folder / "u.orphan0000000.npy").write_bytes(b"left by a killed writer")
+    ck = load_all(tmp_path)[("m", "u")]
+    assert np.array_equal(ck.agent["P"], big + 1) and np.array_equal(ck.agent["z"], small)
+    assert sorted(p.name for p in folder.glob("*.npy")) == now  # the orphan is gone
