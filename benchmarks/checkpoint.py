@@ -93,11 +93,17 @@ def _payload(ck: LaneCheckpoint) -> dict[str, Any]:
             "env": ck.env}
 
 
-def _write(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(blob)
+def _write(path: Path, blob: bytes, mkdir: bool = True) -> None:
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
@@ -125,6 +131,7 @@ class LaneWriter:
 
     def __init__(self, out: Path, method: str, user_id: str, previous: list[tuple[Any, str]] | None = None):
         self.path = lane_path(out, method, user_id)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._side: list[tuple[Any, str]] = list(previous or [])
 
     def save(self, ck: LaneCheckpoint) -> None:
@@ -147,12 +154,11 @@ class LaneWriter:
             used.append((obj.copy(), name))
             return ("npy", name)
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.persistent_id = persistent_id  # type: ignore[method-assign]
         pickler.dump(_payload(ck))
-        _write(self.path, buf.getvalue())
+        _write(self.path, buf.getbuffer(), mkdir=False)
         kept = {name for _, name in used}
         for _, name in self._side:
             if name not in kept:
