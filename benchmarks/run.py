@@ -461,17 +461,21 @@ class _Curves:
     def __init__(self, out: Path, cfg: RunConfig, users: int, kept: list[dict[str, Any]]):
         self.args, self.kept, self.on = (out, cfg.methods, users), kept, cfg.tensorboard
         self.curves: Any = None
+        if self.on:  # the import now, before lanes run (a half-second import holds every lane up)
+            from benchmarks.tensorboard import load_writer
+
+            try:
+                load_writer()
+            except ImportError as e:
+                logger.warning("no TensorBoard curves: %s", e)
+                self.on = False
 
     def add(self, row: dict[str, Any] | None) -> None:
         if self.on and self.curves is None:
             self.on = False
             from benchmarks.tensorboard import RunCurves
 
-            try:
-                self.curves = RunCurves(*self.args)
-            except ImportError as e:
-                logger.warning("no TensorBoard curves: %s", e)
-                return
+            self.curves = RunCurves(*self.args)
             for r in self.kept:
                 self.curves.add(r)
         if self.curves is not None and row is not None:

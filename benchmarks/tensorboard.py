@@ -29,19 +29,24 @@ from typing import Any, Sequence
 METRICS: tuple[str, ...] = ("return", "user_effort", "task_success", "turns", "timeout", "compliance")
 
 
+def load_writer() -> tuple[Any, Any, Any]:
+    """TensorBoard's event writer and protos (imported here once: the import takes about half a second)."""
+    try:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    except ImportError as e:
+        raise ImportError("TensorBoard curves need: pip install 'multisessioncollab[tb]' (or pass "
+                          "--no-tensorboard)") from e
+    return EventFileWriter, event_pb2.Event, summary_pb2.Summary
+
+
 class _ScalarWriter:
     """Scalars into one TensorBoard event file (tensorboard's own writer)."""
 
     def __init__(self, logdir: Path):
-        try:
-            from tensorboard.compat.proto import event_pb2, summary_pb2
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-        except ImportError as e:
-            raise ImportError("TensorBoard curves need: pip install 'multisessioncollab[tb]' (or pass "
-                              "--no-tensorboard)") from e
-        self._event, self._summary = event_pb2.Event, summary_pb2.Summary
+        writer, self._event, self._summary = load_writer()
         logdir.mkdir(parents=True, exist_ok=True)
-        self._w = EventFileWriter(str(logdir))
+        self._w = writer(str(logdir))
 
     def add(self, tag: str, value: float, step: int) -> None:
         summary = self._summary(value=[self._summary.Value(tag=tag, simple_value=float(value))])

@@ -11,8 +11,8 @@ connection of its own (WAL readers do not block), and new entries go to one writ
 commits them in batches; until then lookups find them in memory. A request that another lane is
 asking at the same moment is not sent twice: the second lane waits for the first one's answer, as
 it would find it in the cache had it come later, so concurrent lanes see the same replies as one. :meth:`CachedBackend.flush` waits
-until every entry so far is on disk (the runner calls it before a session's checkpoint, so a replay
-finds every call of every recorded session).
+until the calling lane's entries are on disk (the runner calls it before a session's checkpoint, so
+a replay finds every call of every recorded session).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class CachedBackend(ChatBackend):
     """
 
     name = "cached"
-    _TRANSIENT = ("_tls", "_lock", "_pending", "_inflight", "_queue", "_writer", "_pid")
+    _TRANSIENT = ("_tls", "_lock", "_pending", "_inflight", "_queue", "_writer", "_stored", "_committed", "_done",
+                  "_pid")
 
     def __init__(self, inner: ChatBackend, folder: str | os.PathLike[str], replay: bool = False):
         super().__init__()
@@ -69,8 +70,10 @@ class CachedBackend(ChatBackend):
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[str, int, int, str]] = {}  # written, not yet committed
         self._inflight: dict[str, threading.Event] = {}  # asked of the model right now
-        self._queue: queue.Queue[list[tuple[str, str, int, int, str]]] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, list[tuple[str, str, int, int, str]]]] = queue.Queue()
         self._writer: threading.Thread | None = None
+        self._stored = self._committed = 0  # sequence numbers of the batches stored and committed
+        self._done = threading.Condition(self._lock)
         self._pid = os.getpid()
 
     @property
@@ -82,7 +85,7 @@ class CachedBackend(ChatBackend):
         return getattr(self.inner, "model", "")
 
     def __getstate__(self) -> dict[str, Any]:
-        self.flush()
+        self.flush(everyone=True)
         return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -117,15 +120,15 @@ class CachedBackend(ChatBackend):
                     batches.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            rows = [row for b in batches for row in b]
+            rows = [row for _, b in batches for row in b]
             conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
             conn.commit()
-            with self._lock:
+            with self._done:
                 for row in rows:
                     if self._pending.get(row[0]) == row[1:]:
                         del self._pending[row[0]]
-            for _ in batches:
-                self._queue.task_done()
+                self._committed = max(seq for seq, _ in batches)  # batches come in order
+                self._done.notify_all()
 
     def _store(self, rows: list[tuple[str, str, int, int, str]]) -> None:
         with self._lock:
@@ -133,15 +136,22 @@ class CachedBackend(ChatBackend):
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, name="msc-cache-writer", daemon=True)
                 self._writer.start()
-        self._queue.put(rows)
+            self._stored += 1
+            self._tls.last = self._stored
+            self._queue.put((self._stored, rows))  # under the lock: the queue holds the batches in order
 
-    def flush(self) -> None:
-        """Wait until every entry stored so far is committed to disk."""
-        if self._pid == os.getpid():
-            self._queue.join()
+    def flush(self, everyone: bool = False) -> None:
+        """Wait until the entries this thread stored (``everyone``: all threads) are committed to disk;
+        a lane waits for its own replies, not for what other lanes keep adding."""
+        if self._pid != os.getpid():
+            return
+        with self._done:
+            target = self._stored if everyone else getattr(self._tls, "last", 0)
+            while self._committed < target:
+                self._done.wait()
 
     def __len__(self) -> int:
-        self.flush()
+        self.flush(everyone=True)
         return int(self._reader().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def _lookup(self, keys: set[str]) -> dict[str, ChatResponse]:
