@@ -54,7 +54,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--continue-from", default=None, metavar="RUN",
                    help="extend the finished run in folder RUN to --sessions sessions per user (into --out; "
                         "default: RUN itself); the result equals a longer run from scratch")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in --out (its response cache, <out>/cache, is kept and reused)")
     p.add_argument("--allow-code-change", action="store_true",
                    help="with --resume/--continue-from: accept a run made at another git revision of this package")
     p.add_argument("--replay", action="store_true", help="answer every model call from --cache (no model calls)")
