@@ -1,7 +1,8 @@
 """Accuracy of the feedback classifiers against the rule simulator's true labels.
 
 Runs vanilla and oracle agents on the embedded world, collects every user turn after the opening
-with its true label, and reports each classifier's accuracy (overall and per true label)::
+with its true label, and reports each classifier's accuracy (overall and per true label); then the
+same on hand-written messages the simulator did not write (``--heldout``)::
 
     python -m benchmarks.feedback_accuracy --users 40 --sessions 5
 """
@@ -12,10 +13,16 @@ import argparse
 import json
 from collections import Counter, defaultdict
 
+from pathlib import Path
+
 from agents import make_agent
 from agents.base import strip_oracle
 from personalization_env.env import MultiSessionCollabEnv
 from personalization_env.feedback import make_classifier
+
+
+#: hand-written messages with their labels, not written by the simulator
+HELDOUT = Path(__file__).resolve().parents[1] / "tests" / "feedback" / "data" / "heldout_messages.jsonl"
 
 
 def collect(profiles: str, users: int, sessions: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -54,10 +61,16 @@ def main() -> None:
     p.add_argument("--profiles", default="msc,complex")
     p.add_argument("--users", type=int, default=40)
     p.add_argument("--sessions", type=int, default=5)
+    p.add_argument("--heldout", default=str(HELDOUT),
+                   help="also score a JSONL of messages the simulator did not write ({'message', 'label'} per line; "
+                        "default: %(default)s when it exists; '' to skip)")
     args = p.parse_args()
     for prof in args.profiles.split(","):
         turns = collect(prof, args.users, args.sessions)
         print(json.dumps({"profiles": prof, **evaluate(turns, "keyword")}))
+    if args.heldout and Path(args.heldout).exists():
+        rows = [json.loads(x) for x in Path(args.heldout).read_text(encoding="utf-8").splitlines() if x.strip()]
+        print(json.dumps({"messages": args.heldout, **evaluate([(r["message"], r["label"]) for r in rows], "keyword")}))
 
 
 if __name__ == "__main__":
