@@ -237,6 +237,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
     meta = merge_shards(args.run_dir)
     print(f"merged {len(meta['merged_from'])} shards into {args.run_dir}: {meta['sessions_run']} sessions, "
           f"{meta['errors']} failed")
+    if not args.no_report:
+        from benchmarks.report import write_report
+
+        sessions = int(meta["config"]["sessions"])
+        try:
+            res = write_report([args.run_dir], Path(args.run_dir) / "report", from_session=sessions // 2)
+        except ImportError:  # no matplotlib: the tables still
+            res = write_report([args.run_dir], Path(args.run_dir) / "report", from_session=sessions // 2, plots=False)
+        print(f"report: {res['summary_md']}")
     if meta["unfinished"]:
         print(f"{len(meta['unfinished'])} lane(s) unfinished (e.g. {meta['unfinished'][0]}): resubmit, or finish "
               f"them here with msc run ... --out {args.run_dir} --resume", file=sys.stderr)
@@ -309,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="serve the env over the OpenEnv protocol (HTTP + WebSocket) for RL trainers")
     p_merge = sub.add_parser("merge", help="join the shards of a sharded run (RUN/shards/*) into RUN")
     p_merge.add_argument("run_dir", help="the run folder whose shards/ to merge")
+    p_merge.add_argument("--no-report", action="store_true", help="do not write <run>/report")
     p_merge.set_defaults(func=cmd_merge)
     p_slurm = sub.add_parser("slurm", help="run on a SLURM cluster")
     slurm_sub = p_slurm.add_subparsers(dest="slurm_command", required=True)

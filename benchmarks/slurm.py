@@ -3,8 +3,8 @@
 The (method, user) lanes are cut into ``shards`` contiguous blocks (:func:`benchmarks.run.shard_lanes`).
 Task ``i`` of the array runs ``msc run <the run's arguments> --shard i/N --out RUN/shards/i --resume``
 (so a requeued or resubmitted task continues where it stopped), and a merge job that depends on the
-whole array runs ``msc merge RUN``, which writes RUN as an unsharded run would have (and exits 1 when
-some lane is unfinished: resubmit, or ``msc run ... --out RUN --resume`` finishes it).
+whole array runs ``msc merge RUN``, which writes RUN as an unsharded run would have, with its report
+(and exits 1 when some lane is unfinished: resubmit, or ``msc run ... --out RUN --resume`` finishes it).
 
 Scheduling options come from the flags (``--partition``, ``--account``, ``--time``, ``--gpus``,
 ``--cpus-per-task``, ``--mem``) or, where a flag is not given, from sbatch's own input variables
@@ -66,7 +66,7 @@ def shard_script(run_args: list[str], out: Path, shards: int, opts: SlurmOptions
     if any("@http" in a for a in run_args):
         args += ["--wait-for-servers", f"{opts.wait_for_servers:g}"]
     line = (f"exec {shlex.join(args)} --out {shlex.quote(str(out))}/shards/\"$SLURM_ARRAY_TASK_ID\" "
-            f"--shard \"$SLURM_ARRAY_TASK_ID/{shards}\" --resume")
+            f"--shard \"$SLURM_ARRAY_TASK_ID/{shards}\" --resume --no-report")
     return "\n".join(["#!/usr/bin/env bash", *_directives(opts, "msc-shard", out / "slurm" / "shard-%A_%a.out"),
                       "set -euo pipefail", line, ""])
 

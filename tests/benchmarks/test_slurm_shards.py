@@ -82,7 +82,7 @@ def test_dry_run_prints_the_scripts_with_the_flags_given_and_nothing_else(tmp_pa
     assert main([*args, "--partition", "gpu", "--account", "lab", "--time", "02:00:00", "--gpus", "1"]) == 0
     out = capsys.readouterr().out
     for line in ("#SBATCH --partition=gpu", "#SBATCH --account=lab", "#SBATCH --time=02:00:00", "#SBATCH --gpus=1",
-                 '--shard "$SLURM_ARRAY_TASK_ID/4" --resume', "--array=0-3", "merge"):
+                 '--shard "$SLURM_ARRAY_TASK_ID/4" --resume --no-report', "--array=0-3", "merge"):
         assert line in out, line
     assert main(args) == 0
     out = capsys.readouterr().out  # no flags: sbatch's SBATCH_* variables decide, nothing is written for them
@@ -112,7 +112,8 @@ def _cluster_up() -> bool:
 def test_a_4_shard_array_on_a_real_cluster_merges_into_the_unsharded_run(tmp_path, unsharded):
     out = tmp_path / "run"
     p = subprocess.run([sys.executable, "-m", "benchmarks.cli", "slurm", "submit", "--shards", "4", "--methods",
-                        ",".join(METHODS), "--users", "5", "--sessions", "3", "--out", str(out), "--time", "00:10:00"],
+                        ",".join(METHODS), "--profiles", "msc", "--users", "5", "--sessions", "3", "--out", str(out),
+                        "--time", "00:10:00"],
                        capture_output=True, text=True, cwd=REPO, env=os.environ.copy())
     assert p.returncode == 0, p.stderr
     merge_job = p.stdout.split("merge job ")[1].split(";")[0]
@@ -127,3 +128,4 @@ def test_a_4_shard_array_on_a_real_cluster_merges_into_the_unsharded_run(tmp_pat
     assert stable(file_rows(out / "sessions.jsonl")) == stable(unsharded), logs
     assert len(list((out / "shards").iterdir())) == 4
     assert "\r" not in logs  # batch logs get plain progress lines
+    assert (out / "report" / "summary.md").exists()  # the merge job writes the run's report
