@@ -159,6 +159,17 @@ class Pending:
     context: str | None = None  # the task-kind key of the turn (context="task")
 
 
+def vector_changed_choice(s0: np.ndarray, s: np.ndarray, J: int) -> bool:
+    """Whether the top-J cards under the scores ``s`` differ from every top-J under the base scores
+    ``s0``: some card in it ranks strictly below the J-th base score. Cards tied with the J-th base
+    score are all admissible, so the vector breaking a tie among them is no change."""
+    if J <= 0 or J >= len(s0):
+        return False
+    top_s = np.argsort(-s, kind="stable")[:J]
+    threshold = np.partition(s0, len(s0) - J)[len(s0) - J]  # the J-th largest base score
+    return bool((s0[top_s] < threshold).any())
+
+
 class UserState:
     """One user's vectors, reward baseline, item space and pending record."""
 
@@ -298,7 +309,7 @@ class UserVectorPolicy:
             context: the turn's task-kind key (used with ``context="task"``).
 
         Returns the chosen candidate indices (best first) and diagnostics (``changed``: whether the
-        top-J under ``s`` differs from the top-J under ``s0``).
+        top-J under ``s`` is not a top-J under ``s0``; see :func:`vector_changed_choice`).
         """
         c = self.config
         st = self.state(user_id)
@@ -328,9 +339,7 @@ class UserVectorPolicy:
             chosen.sort(key=lambda i: -float(s_np[i]))
         else:
             chosen = (-s_np).argsort(kind="stable")[:J].tolist()
-        base_top = set((-s0_np).argsort(kind="stable")[:J].tolist())
-        top_s = set((-s_np).argsort(kind="stable")[:J].tolist())
-        changed = base_top != top_s
+        changed = vector_changed_choice(s0_np, s_np, J)
         self.stats["turns"] += 1
         self.stats["changed"] += int(changed)
         q = np.asarray(query_emb, dtype=np.float64)

@@ -187,3 +187,13 @@ def test_restated_credit_moves_toward_the_card_the_user_restated():
     assert torch.allclose(other.state("u").z_ctx["math"], z)
     with pytest.raises(ValueError, match="credit"):
         make_config("default", credit="always")
+
+
+def test_a_tie_broken_by_the_vector_is_no_change_of_the_chosen_cards():
+    from policies.user_vector import vector_changed_choice
+
+    s0 = np.array([3.0, 2.0, 1.0, 1.0, 0.5])  # with J = 3 the third slot is a tie between cards 2 and 3
+    assert not vector_changed_choice(s0, s0 + np.array([0, 0, 0, 1e-6, 0]), 3)  # card 3 instead of 2: a tie broken
+    assert vector_changed_choice(s0, s0 + np.array([0, 0, 0, 0, 2.0]), 3)  # card 4 moved in: a real change
+    assert not vector_changed_choice(s0, s0 + np.array([0, 5.0, 0, 0, 0]), 3)  # reordered inside the top: no change
+    assert not vector_changed_choice(s0, s0 + np.array([0, 0, 0, 0, 9.0]), 5)  # all chosen anyway
