@@ -161,7 +161,7 @@ class _World:
     def reset_options(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """The env's reset options from a client's reset arguments (checked here, so that every
         error the env raises afterwards is the server's)."""
-        from personalization_env.naming import did_you_mean
+        from personalization_env.naming import did_you_mean, json_error
 
         unknown = sorted(set(args) - set(RESET_ARGS))
         if unknown:
@@ -642,7 +642,7 @@ def build_app(env_kwargs: Mapping[str, Any] | None = None, *, max_sessions: int 
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise ServeError(400, f"the body is not valid JSON ({e.msg} at character {e.pos}); "
+            raise ServeError(400, f"the body is not valid JSON ({json_error(e)}); "
                                   "send a JSON object") from e
         except UnicodeDecodeError as e:
             raise ServeError(400, "the body is not UTF-8 text; send a JSON object") from e

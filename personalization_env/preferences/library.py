@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from personalization_env.naming import json_error
 from personalization_env.preferences.checkers import CHECKERS
 from personalization_env.types import SITUATIONS, TASK_KINDS, CheckSpec, Condition, Preference, PreferenceType
 
@@ -118,7 +119,7 @@ def _load() -> tuple[dict[str, PreferenceType], dict[str, str]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: invalid JSON ({e.msg}); fix the line's syntax") from e
+            raise ValueError(f"{where}: invalid JSON ({json_error(e)}); fix the line's syntax") from e
         t, msc_text = parse_line(obj, where)
         if t.id in types:
             raise ValueError(f"{where}: duplicate preference id {t.id!r}; ids must be unique")

@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+from personalization_env.naming import json_error
 from personalization_env.preferences.library import get_type, msc_texts, normalize_text
 from personalization_env.types import Preference, Profile
 
@@ -40,7 +41,7 @@ def load_msc_profiles(path: str | Path) -> list[Profile]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON ({e.msg} at line {e.lineno}); expected a list of profiles") from e
+        raise ValueError(f"{path}: invalid JSON ({json_error(e)}); expected a list of profiles") from e
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of profiles, got {type(data).__name__}")
     profiles: list[Profile] = []

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from personalization_env.naming import json_error
 from personalization_env.preferences import get_type
 from personalization_env.types import SITUATIONS, TASK_KINDS, Condition, Preference, Profile
 
@@ -99,7 +100,7 @@ def read_profiles_jsonl(lines: Iterable[str], source: str) -> list[Profile]:
         try:
             p = profile_from_dict(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{source}:{n}: malformed JSON ({e.msg} at column {e.colno}); fix or remove the line") from None
+            raise ValueError(f"{source}:{n}: malformed JSON ({json_error(e)}); fix or remove the line") from None
         except (ValueError, KeyError, TypeError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ValueError(f"{source}:{n}: {msg}") from None

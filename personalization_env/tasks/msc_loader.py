@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from personalization_env.naming import json_error
 from personalization_env.tasks.scoring import boxed_contents
 from personalization_env.types import Task
 
@@ -86,7 +87,7 @@ def load_msc(name: str, *, n: int | None = None, data_dir: str | os.PathLike[str
         with path.open("r", encoding="utf-8") as fh:
             items = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-download the cache") from exc
+        raise ValueError(f"{path}: not valid JSON ({json_error(exc)}); re-download the cache") from exc
     if isinstance(items, dict):
         items = items.get("data", items.get("items"))
     if not isinstance(items, list):

@@ -114,3 +114,14 @@ def test_parse_preference_condition_suffixes():
 def test_msc_reference_profiles_load_through_load_profiles(msc_data):
     ps = load_profiles(msc_data / "user_profiles.json")
     assert len(ps) == 100 and all(len(p.preferences) == 3 for p in ps)
+
+
+def test_json_errors_read_as_words(tmp_path):
+    from personalization_env.preferences.msc import load_msc_profiles
+
+    bad = tmp_path / "user_profiles.json"
+    bad.write_text('[{"persona": "a\nb"}]')  # a raw newline inside a string: "Invalid control character at"
+    with pytest.raises(ValueError) as e:
+        load_msc_profiles(bad)
+    msg = str(e.value)
+    assert "at at" not in msg and "Invalid control character, line 1 column" in msg and "expected a list" in msg
