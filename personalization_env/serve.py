@@ -62,6 +62,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from personalization_env.naming import json_error
+
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "MSC_SERVE_TOKEN"
@@ -161,7 +163,7 @@ class _World:
     def reset_options(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """The env's reset options from a client's reset arguments (checked here, so that every
         error the env raises afterwards is the server's)."""
-        from personalization_env.naming import did_you_mean, json_error
+        from personalization_env.naming import did_you_mean
 
         unknown = sorted(set(args) - set(RESET_ARGS))
         if unknown:
