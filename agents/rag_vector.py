@@ -92,7 +92,7 @@ class RAGVectorAgent(RAGAgent):
         if sig.skip:
             pol.state(uid).pending = None
             return
-        restated = pol.config.credit == "restated" and is_restatement(nxt)
+        restated = pol.wants_restatement(uid) and is_restatement(nxt)
         A = pol.update(uid, sig.reward, next_emb, g=sig.gate, restated=restated)
         st = self._session_stats.setdefault(uid, {"turns": 0, "changed": 0, "updates": 0, "reward_sum": 0.0})
         st["updates"] += int(A is not None)

@@ -27,8 +27,11 @@ Presets: ``paper`` reproduces the published code's settings (J = 5, deterministi
 for a session's last turn, zero gradient with at most J candidates); ``default`` fixes the published
 defects: a fitted PCA item space (a random orthonormal basis completes it while there are few cards;
 refitted each time the memory doubles, carrying the user vectors over through embedding space),
-always reranking, a real choice among candidates even when there are at most J of them (J is lowered
-to n - 1 while exploring), the session-end signal rewards the last turn, and every user starts at 0.
+always reranking, learning while every candidate fits (at most J candidates are all shown: the shown set
+has probability 1, so the reaction gradient is exactly 0 and the published code never learned there;
+here a restatement of a preference steps the vector toward the restated card, as ``credit="restated"``
+does, and no card is hidden to manufacture a choice), the session-end signal rewards the last turn, and
+every user starts at 0.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class UserVectorConfig:
     fit_pca: bool = True
     rerank_always: bool = True
     reward_last_turn: bool = True
-    always_choose: bool = True
+    always_choose: bool = True  # learn from restatements while every candidate is shown (False: the paper's zero)
     gate_requires_sq1: bool = False
     min_pca_cards: int = 8
     s0_log: bool = True
@@ -330,9 +333,7 @@ class UserVectorPolicy:
         s_np = s0_np + (V @ torch.from_numpy(z_eff)).numpy()
         pi = torch.softmax(torch.from_numpy(s_np / c.tau), dim=0)
         explore = c.explore if explore is None else explore
-        J = min(c.J, n)
-        if c.always_choose and explore and n >= 2 and J >= n:
-            J = n - 1  # keep a real choice, else the gradient is exactly zero
+        J = min(c.J, n)  # at most J candidates: all are shown (see update for what is learnt then)
         if explore:  # J draws without replacement from pi (Gumbel top-k: the same distribution)
             keys = np.log(np.maximum(pi.numpy(), 1e-300)) + st.rng.gumbel(size=n)
             chosen = (-keys).argsort(kind="stable")[:J].tolist()
@@ -344,9 +345,16 @@ class UserVectorPolicy:
         self.stats["changed"] += int(changed)
         q = np.asarray(query_emb, dtype=np.float64)
         sq = float((np.asarray(cand_emb)[chosen].astype(np.float64) @ q).max()) if chosen else 0.0
+        keep_cands = c.credit == "restated" or (c.always_choose and J >= n)
         st.pending = Pending(V=V, pi=pi, chosen=chosen, chosen_emb=np.asarray(cand_emb)[chosen], sq=sq,
-                             cand_emb=np.asarray(cand_emb) if c.credit == "restated" else None, context=ctx)
+                             cand_emb=np.asarray(cand_emb) if keep_cands else None, context=ctx)
         return chosen, {"changed": changed, "n": n, "J": J}
+
+    def wants_restatement(self, user_id: str) -> bool:
+        """Whether :meth:`update` uses the ``restated`` flag for the pending turn (restatement credit is
+        on, or every candidate was shown), so a caller can skip detecting restatements otherwise."""
+        p = self.state(user_id).pending
+        return p is not None and p.cand_emb is not None
 
     def _step(self, st: UserState, grad: torch.Tensor, eta: float, context: str | None) -> None:
         if context is None:
@@ -365,19 +373,25 @@ class UserVectorPolicy:
         st.pending = None
         if p is None or not p.chosen:
             return None
-        if c.credit == "restated" and restated and next_emb is not None and p.cand_emb is not None:
+        all_shown = len(p.chosen) >= len(p.pi)
+        credited = False
+        if restated and next_emb is not None and p.cand_emb is not None:
             sims = p.cand_emb @ np.asarray(next_emb, dtype=p.cand_emb.dtype)
             t = int(np.argmax(sims))
             if float(sims[t]) >= c.restate_sim:
                 self._step(st, reinforce_grad(p.V, p.pi, [t], 1.0, c.tau), c.eta_R, p.context)
+                credited = True
         sq1 = float((p.chosen_emb @ np.asarray(next_emb, dtype=np.float64)).max()) if next_emb is not None else 0.0
         g = gate(reward, p.sq, sq1, paper=c.gate_requires_sq1) if g is None else g
         A = g * (reward - st.b)
         st.b = (1 - c.alpha) * st.b + c.alpha * reward
+        if all_shown:  # the shown set had probability 1: the reaction gradient is exactly zero
+            if credited:
+                st.updates += 1
+                self.stats["updates"] += 1
+            return A if credited else None
         if abs(A) < 1e-6:
             return None
-        if not c.always_choose and len(p.chosen) >= len(p.pi):
-            return None  # the published code: all candidates chosen, the update is exactly zero
         grad = reinforce_grad(p.V, p.pi, p.chosen, A, c.tau)
         self._step(st, grad, c.eta_L, p.context)
         st.z_short = (1 - c.lam) * st.z_short + c.eta_S * grad

@@ -111,13 +111,26 @@ def test_defect_zero_gradient_with_at_most_J_cards():
     s0 = np.array([0.6, 0.5])
     paper = UserVectorPolicy(make_config("paper"), dim=4)
     paper.choose("u", E, s0, E[0])
-    assert paper.update("u", -1.0, E[0]) is None
-    assert torch.count_nonzero(paper.state("u").z_long) == 0
+    assert paper.update("u", -1.0, E[1], restated=True) is None
+    assert torch.count_nonzero(paper.state("u").z_long) == 0  # the published code never learns here
     pol = UserVectorPolicy(make_config("default"), dim=4)
-    chosen, diag = pol.choose("u", E, s0, E[0])
-    assert diag["J"] == 1 and len(chosen) == 1  # a real choice is kept
-    assert pol.update("u", -1.0, E[0]) is not None
-    assert torch.count_nonzero(pol.state("u").z_long) > 0
+    pol.choose("u", E, s0, E[0])
+    assert pol.wants_restatement("u")
+    assert pol.update("u", -1.0, E[1], restated=True) is not None  # the user restated card 1
+    z = pol.state("u").z_long
+    V = pol.state("u").item_vectors(E, first_dims=False)
+    assert float(V[1] @ z) > float(V[0] @ z)  # the step went toward the restated card
+
+
+def test_every_card_is_shown_when_at_most_J_fit():
+    E = unit(np.eye(4)[:3])  # three conditional cards, J = 3: hiding one would drop a preference
+    for explore in (True, False):
+        pol = UserVectorPolicy(make_config("default"), dim=4, seed=1)
+        chosen, diag = pol.choose("u", E, np.array([0.6, 0.5, 0.4]), E[0], explore=explore)
+        assert sorted(chosen) == [0, 1, 2] and diag["J"] == 3
+        # a reaction without a restatement carries no information about a choice that was not made
+        assert pol.update("u", -1.0, E[0], g=1.0) is None
+        assert torch.count_nonzero(pol.state("u").z_long) == 0
 
 
 def test_defect_z_long_starts_at_zero_for_every_new_user():
