@@ -1,12 +1,12 @@
 """A lean keep-alive JSON client for OpenAI-compatible servers, shared by the threads of a run.
 
-Why not the official ``openai`` SDK for every call: measured on this project's 2-core machine
-(``python -m benchmarks.harness_efficiency``), the SDK spends about 2-3 ms of CPU per request, while a
-harness that keeps a 64-slot server full at 0.2 s per reply makes 320 requests per second, and a
-256-slot one 1,280. This client (``http.client`` over a pool of persistent HTTP/1.1 connections, one
-JSON encode and one decode per call) spends a few tenths of a millisecond. The backends use it by
-default; ``client="sdk"`` on :class:`~personalization_env.llm.openai_backend.OpenAIBackend` switches
-to the SDK.
+Why not the official ``openai`` SDK for every call: a harness that keeps a 64-slot server full at
+0.2 s per reply makes 320 requests per second, and a 256-slot one 1,280, so the client's CPU per
+request decides how full a 2-core harness keeps the server. ``python -m benchmarks.harness_efficiency``
+measures both clients side by side (the README has its figures). This client (``http.client`` over a
+pool of persistent HTTP/1.1 connections, one JSON encode and one decode per call) does as little per
+call as the protocol allows. The backends use it by default; ``client="sdk"`` on
+:class:`~personalization_env.llm.openai_backend.OpenAIBackend` switches to the SDK.
 
 Errors come as two exceptions: :class:`HTTPStatusError` (the server answered with a status >= 400)
 and :class:`TransportError` with a ``kind`` of ``"timeout"``, ``"connection"`` or ``"malformed"``
