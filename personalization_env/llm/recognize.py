@@ -12,66 +12,27 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable
 
+from personalization_env.language import SITUATION_WORDS, TASK_KIND_WORDS, content_words, statements  # noqa: F401
 from personalization_env.types import Condition, PreferenceType
-
-_WORD = re.compile(r"[a-z][a-z'+;#-]*|tl;dr")
-_STOP = frozenset(
-    "a an the and or but if then so to of in on at for with by from as is are be been being it its this that these "
-    "those i me my you your we our they them he she his her do does did doing have has had having can could would "
-    "should will just also very really please much more most some any all each every one which what when where who "
-    "how why there here about into over than too not no yes okay ok hi hey thanks thank like want prefer preference "
-    "next time always me! let's let us".split()
-)
-
-
-@lru_cache(maxsize=1 << 16)  # the same words come back in every message
-def _stem(w: str) -> str:
-    w = w.strip("'-")
-    for suf in ("ations", "ation", "ings", "ing", "ness", "ments", "ment", "ies", "ied", "es", "ed", "ly", "s"):
-        if len(w) > len(suf) + 3 and w.endswith(suf):
-            return w[: -len(suf)]
-    return w
-
-
-@lru_cache(maxsize=65536)
-def content_words(text: str) -> tuple[str, ...]:
-    """Stemmed content words of ``text`` (cached: statements repeat across turns)."""
-    return tuple(_stem(w) for w in _WORD.findall(text.lower().replace("{cond}", " ")) if w not in _STOP and len(w) > 1)
-
-
-_KIND_WORDS = {
-    "math": ("math", "equation", "calculation", "algebra", "arithmetic"),
-    "logic": ("logic", "puzzle", "puzzles", "deduction", "riddle"),
-    "multiple_choice": ("multiple-choice", "multiple choice", "quiz", "options"),
-    "code": ("coding", "code", "programming", "python", "function"),
-    "writing": ("writing", "essay", "prose"),
-}
-_SITUATION_WORDS = {
-    "final_answer": ("giving an answer", "give an answer", "when you answer", "final answer", "provide an answer",
-                     "provides an answer", "give me an answer"),
-    "explanation": ("explaining", "explain", "explanation"),
-    "multi_step": ("multi-step", "several steps", "multistep"),
-    "code": ("writing code", "write code"),
-    "error_correction": ("point out a mistake", "mistake", "correct you", "wrong"),
-    "winding_down": ("wrapping up", "winding down", "wrap up", "end of the conversation"),
-}
 
 
 def read_condition(statement: str) -> Condition:
     """The condition a statement expresses, read from its words (default: always)."""
     s = statement.lower()
-    head = re.split(r"[,:;]", s, maxsplit=1)[0] if re.match(r"\s*(for|when|on|after|in)\b", s) else ""
+    head = re.split(r"[,:;]", s, maxsplit=1)[0] if _CONDITION_HEAD.match(s) else ""
     if head:
-        kinds = frozenset(k for k, ws in _KIND_WORDS.items() if any(w in head for w in ws))
+        kinds = frozenset(k for k, ws in TASK_KIND_WORDS.items() if any(w in head for w in ws))
         if kinds:
             return Condition(kind="task_kinds", task_kinds=kinds)
-        for sit, ws in _SITUATION_WORDS.items():
+        for sit, ws in SITUATION_WORDS.items():
             if any(w in head for w in ws):
                 return Condition(kind="situation", situation=sit)
     return Condition()
+
+
+_CONDITION_HEAD = re.compile(r"\s*(for|when|on|after|in)\b")
 
 
 @dataclass(frozen=True)
@@ -161,33 +122,3 @@ class PreferenceRecognizer:
         if len(self._cache) < 100_000:
             self._cache[statement] = out
         return out
-
-
-_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-# _SPLIT without its look-behind (tried at every character): the punctuation char is matched and the
-# separator is group 1; the split points are the same, since a separator never starts with [.!?].
-_SPLIT_AT = re.compile(r"[.!?](\s+)|\n+")
-
-
-def _split(text: str) -> list[str]:
-    """``_SPLIT.split(text)``."""
-    parts: list[str] = []
-    start = 0
-    for m in _SPLIT_AT.finditer(text):
-        a, b = m.span(1) if m.group(1) is not None else m.span()
-        parts.append(text[start:a])
-        start = b
-    parts.append(text[start:])
-    return parts
-
-
-def statements(text: str) -> list[str]:
-    """Candidate statements of a text: its lines and sentences, list markers stripped."""
-    out = []
-    for part in _split(text):
-        part = part.strip().lstrip("-*•0123456789.) ").strip()
-        if len(part) >= 8:
-            out.append(part)
-    return out

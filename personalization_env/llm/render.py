@@ -51,13 +51,11 @@ Error correction (content.correcting)
     gives 0-2); ``explain_error`` say what went wrong; ``rederive`` redo from scratch;
     ``mark_correction`` "Correction: ...".
 
-Measured default violation rates of the 20 MSC types (DEFAULT_HABITS, 200 renders per type over the test
-fixture contents in an applicable context; see tests/llm/test_render.py) are listed in
-:data:`MEASURED_DEFAULT_VIOLATION` (all within 0.43-0.72).
-
-Pairs: rendering the merged directives of two non-conflicting checkable types satisfies both checkers in
-about 99 % of renders; the failing pairs are mostly a tight length cap (three sentences, two sentences
-around code) combined with an element that needs its own sentence.
+Default violation rates: a model that knows no preference violates each checkable type in a good
+share of its renders (tests/llm/test_render.py measures the 20 MSC types against a fixed band), and
+rendering the merged directives of two non-conflicting checkable types satisfies both checkers in most
+renders; the failing pairs are mostly a tight length cap (three sentences, two sentences around code)
+combined with an element that needs its own sentence.
 """
 
 from __future__ import annotations
@@ -131,16 +129,6 @@ DEFAULT_HABITS: Mapping[str, float] = {
     "main_guard": 0.2, "code_first": 0.2, "split_code": 0.3, "fence_language": 0.85,
     "ack_error": 0.5, "explain_error": 0.4, "rederive": 0.4, "mark_correction": 0.3, "apology": 0.5,
     "double_apology": 0.4,
-}
-
-#: Default violation rates measured by tests/llm/test_render.py::test_default_violation_band (filled from a
-#: run with seed 0; the test recomputes them and checks the 25-75 % band loosely).
-MEASURED_DEFAULT_VIOLATION: Mapping[str, float] = {
-    "msc_narrative": 0.56, "msc_no_preamble": 0.43, "msc_polite": 0.55, "msc_blunt": 0.46,
-    "msc_no_suggestions": 0.48, "msc_proactive": 0.54, "msc_incremental": 0.52, "msc_holistic": 0.49,
-    "msc_analytical": 0.65, "msc_intuition_first": 0.68, "msc_bullets": 0.46, "msc_examples": 0.65,
-    "msc_confidence": 0.48, "msc_outline": 0.67, "msc_max_3_sentences": 0.72, "msc_headings": 0.69,
-    "msc_tldr": 0.57, "msc_numbered_steps": 0.64, "msc_takeaways": 0.68, "msc_multiple_approaches": 0.68,
 }
 
 _PREAMBLES = ("Great question! Let me walk you through this.", "Sure! Let's dive in.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from personalization_env.feedback import classifiers as FC
+from personalization_env import language as L
 from personalization_env.llm import recognize as RC
 from personalization_env.preferences import text as T
 from personalization_env.tasks import scoring as S
@@ -22,15 +23,15 @@ def _texts(n: int, seed: int) -> list[str]:
 
 def test_sentence_splitting_matches_the_regexes():
     for t in _texts(3000, 0):
-        assert T._protect_abbreviations(t) == T._ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), t)
-        assert T._split_at_boundaries(t) == T._SENT_SPLIT.split(t)
+        assert L._protect_abbreviations(t) == L._ABBREV.sub(lambda m: m.group(0).replace(".", "\x00"), t)
+        assert L._split_at_boundaries(t) == L._SENT_SPLIT.split(t)
 
 
 def test_count_whole_matches_the_regex():
     for t in _texts(2000, 1):
-        low = T._norm(t)
+        low = L.normalize(t)
         for p in ("so", "then", "answer", "e.g.", "a"):
-            assert T._count_whole(low, p) == len(T._whole_phrase_re(p).findall(low))
+            assert L._count_whole(low, p) == len(L._whole_phrase_re(p).findall(low))
 
 
 def test_answer_phrase_scan_matches_finditer():
@@ -50,13 +51,13 @@ def test_lexicon_search_matches_the_regex():
 
 def test_statement_split_matches_the_regex():
     for t in _texts(3000, 4):
-        assert RC._split(t) == RC._SPLIT.split(t)
+        assert L._split_statements(t) == L._STATEMENT_SPLIT.split(t)
 
 
 def _find_by_regex(text: str, phrases: tuple[str, ...]) -> int:
-    low = T._norm(text)
-    starts = [m.start() for p in {T._norm(p).strip() for p in phrases}
-              for m in T._whole_phrase_re(p).finditer(low)] if phrases else []
+    low = L.normalize(text)
+    starts = [m.start() for p in {L.normalize(p).strip() for p in phrases}
+              for m in L._whole_phrase_re(p).finditer(low)] if phrases else []
     return min(starts, default=-1)
 
 
