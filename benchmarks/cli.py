@@ -25,14 +25,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=MAIN_JOB["methods"],
                    help="comma-separated agents: vanilla, contextual, reflection, all_memory, rag, rag_vector, oracle, "
                         "a module:Class plug-in, or 'all' (the six + oracle) (default: %(default)s)")
-    p.add_argument("--profiles", default=MAIN_JOB["profiles"],
-                   help="profile set: msc, complex, complex-<k>, or a .jsonl/.json file (default: %(default)s)")
+    p.add_argument("--world", default="default",
+                   help="world preset: default, msc-llama70b, vars-llama8b (personalization_env.worlds): profiles, "
+                        "datasets, turn limit, user traits and the scripted model's calibration; explicit flags win "
+                        "(default: %(default)s)")
+    p.add_argument("--profiles", default=None,
+                   help="profile set: msc, complex, complex-<k>, or a .jsonl/.json file (default: the world's, else "
+                        f"{MAIN_JOB['profiles']})")
     p.add_argument("--users", type=int, default=MAIN_JOB["users"],
                    help="first N users of the set (default: %(default)s; 0 = all)")
     p.add_argument("--sessions", type=int, default=MAIN_JOB["sessions"], help="sessions per user (default: %(default)s)")
-    p.add_argument("--datasets", default=d.datasets, help="comma-separated datasets (default: %(default)s)")
+    p.add_argument("--datasets", default=None, help=f"comma-separated datasets (default: the world's, else {d.datasets})")
     p.add_argument("--data-dir", default=None, help="folder of MultiSessionCollab *_test20.json caches")
-    p.add_argument("--max-turns", type=int, default=d.max_turns, help="user turns per session (default: %(default)s)")
+    p.add_argument("--max-turns", type=int, default=None,
+                   help=f"user turns per session (default: the world's, else {d.max_turns})")
     p.add_argument("--feedback", default=d.feedback,
                    help="reward classifier: oracle, keyword, llm:<backend spec> or llm_local:<model> (default: %(default)s)")
     p.add_argument("--agent-model", default=d.agent_model,
@@ -110,6 +116,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs the folder of the run to continue: --out <folder>")
     if args.out is None and args.continue_from:
         args.out = args.continue_from  # extend in place
+    if args.profiles is None:
+        from personalization_env.worlds import get_world
+
+        args.profiles = get_world(args.world).profiles_spec(args.data_dir) or MAIN_JOB["profiles"]
     out = args.out or f"runs/{args.profiles.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = RunConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()], profiles=args.profiles,
                     n_users=args.users or None, sessions=args.sessions, datasets=args.datasets,
@@ -121,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     lanes=args.lanes, session_timeout=args.session_timeout,
                     call_timeout=args.call_timeout, continue_from=args.continue_from, overwrite=args.overwrite,
                     allow_code_change=args.allow_code_change, tensorboard=not args.no_tensorboard,
-                    shard=args.shard, wait_for_servers=args.wait_for_servers)
+                    shard=args.shard, wait_for_servers=args.wait_for_servers, world=args.world)
     if args.workers == 0:
         cfg.workers = 1 if uses_models(cfg) else max(1, min(os.cpu_count() or 1, 8))
     try:

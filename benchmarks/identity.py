@@ -24,8 +24,10 @@ from personalization_env.profiles.io import profile_to_dict
 from personalization_env.types import Profile, Task
 
 #: RunConfig fields that decide a run's results (and so must match to continue it).
-RESULT_FIELDS: tuple[str, ...] = ("methods", "profiles", "n_users", "user_ids", "datasets", "max_turns", "feedback",
-                                  "agent_model", "user", "user_args", "agent_args", "seed")
+RESULT_FIELDS: tuple[str, ...] = ("world", "methods", "profiles", "n_users", "user_ids", "datasets", "max_turns",
+                                  "feedback", "agent_model", "user", "user_args", "agent_args", "seed")
+#: values of result fields added later, for runs recorded before them (an old run was made in that world)
+_ADDED_LATER: dict[str, Any] = {"world": "default"}
 
 _URL = re.compile(r"@https?://[^\s,;\"']*")
 
@@ -100,8 +102,9 @@ def difference(old: Mapping[str, Any], new: Mapping[str, Any], *, allow_code_cha
                 f"(--allow-code-change continues anyway)")
     oc, nc = old.get("config", {}), new.get("config", {})
     for k in RESULT_FIELDS:
-        if oc.get(k) != nc.get(k):
-            return said(k, oc.get(k), nc.get(k))
+        a_, b_ = oc.get(k, _ADDED_LATER.get(k)), nc.get(k, _ADDED_LATER.get(k))
+        if a_ != b_:
+            return said(k, a_, b_)
     for what in ("profiles_sha256", "tasks_sha256"):
         if old.get(what) != new.get(what):
             return f"its {what.split('_')[0]} differ from this run's (the files changed)"

@@ -49,18 +49,21 @@ class RunConfig:
 
     methods: list[str] = field(default_factory=lambda: ["vanilla", "oracle"])
     """agent names, registry names or "module:Class" specs"""
-    profiles: str = "msc"
-    """profile set ("msc", "complex", "complex-<k>") or a file"""
+    profiles: str | None = None
+    """profile set ("msc", "complex", "complex-<k>") or a file (None: the world's, else "msc")"""
     n_users: int | None = 50
     """first N users of the set (None = all)"""
     sessions: int = 10
     """sessions per user"""
-    datasets: str = "gen_math,gen_logic,gen_mc"
-    """comma-separated task datasets"""
+    datasets: str | None = None
+    """comma-separated task datasets (None: the world's, else "gen_math,gen_logic,gen_mc")"""
     data_dir: str | None = None
     """folder of MultiSessionCollab caches (for math_hard, mmlu, ...)"""
-    max_turns: int = 10
-    """user turns per session before truncation"""
+    max_turns: int | None = None
+    """user turns per session before truncation (None: the world's, else 10)"""
+    world: str = "default"
+    """world preset (:mod:`personalization_env.worlds`): the defaults of the fields above left None, the
+    rule user's traits and the scripted agent model's parameters"""
     feedback: str = "oracle"
     """feedback classifier for the env reward ("oracle", "keyword", "llm:<backend spec>", "llm_local:<model>")"""
     agent_model: str = "scripted"
@@ -113,6 +116,15 @@ class RunConfig:
     ``msc merge`` joins the shards)"""
 
     def __post_init__(self) -> None:
+        from personalization_env.worlds import get_world
+
+        w = get_world(self.world)  # an unknown name fails here, in one line listing the names
+        if self.profiles is None:
+            self.profiles = w.profiles_spec(self.data_dir) or "msc"
+        if self.datasets is None:
+            self.datasets = w.datasets or "gen_math,gen_logic,gen_mc"
+        if self.max_turns is None:
+            self.max_turns = w.max_turns or 10
         if not self.methods:
             raise ValueError("methods is empty; name at least one agent, e.g. --methods vanilla,oracle")
         if not isinstance(self.sessions, int) or self.sessions < 1:
@@ -182,7 +194,11 @@ def cache_dir(cfg: RunConfig) -> str | None:
 
 
 def _backend(spec: str, cfg: RunConfig) -> ChatBackend:
-    kw = {"timeout": cfg.call_timeout} if cfg.call_timeout and spec.startswith("openai:") else {}
+    kw: dict[str, Any] = {"timeout": cfg.call_timeout} if cfg.call_timeout and spec.startswith("openai:") else {}
+    if spec.partition(":")[0] == "scripted" and cfg.world != "default":
+        from personalization_env.worlds import get_world
+
+        kw["config"] = get_world(cfg.world).agent_config()  # the embedded model as the world calibrates it
     return make_backend(spec, cache=cache_dir(cfg), replay=cfg.replay, **kw)
 
 
@@ -190,12 +206,18 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
     """The env's constructor arguments (the simulator and judge get the run's cache)."""
     from personalization_env.users import make_user_simulator
 
+    from personalization_env.worlds import get_world
+
     family, _, rest = cfg.user.partition(":")
     user: Any = cfg.user
+    user_args = dict(cfg.user_args)
+    traits = get_world(cfg.world).user_traits
+    if traits and family in ("rule", "llm", "hybrid") and "traits" in _named_params(_simulator_class(family)):
+        user_args["traits"] = {**traits, **user_args.get("traits", {})}  # the run's own traits win
     if rest:
-        user = make_user_simulator(family, model=_backend(rest, cfg), **cfg.user_args)
-    elif cfg.user_args:
-        user = make_user_simulator(family, **cfg.user_args)
+        user = make_user_simulator(family, model=_backend(rest, cfg), **user_args)
+    elif user_args:
+        user = make_user_simulator(family, **user_args)
     feedback: Any = cfg.feedback
     fam, _, frest = cfg.feedback.partition(":")
     if fam in ("llm", "llm_local"):
@@ -206,7 +228,16 @@ def env_kwargs_of(cfg: RunConfig) -> dict[str, Any]:
         spec = local_spec(frest) if fam == "llm_local" else (frest or "scripted")
         feedback = LLMJudgeClassifier(_backend(spec, cfg))
     return dict(profiles=cfg.profiles, n_users=cfg.n_users, datasets=cfg.datasets, data_dir=cfg.data_dir,
-                max_turns=cfg.max_turns, feedback=feedback, user_simulator=user, oracle_info=True)
+                max_turns=cfg.max_turns, feedback=feedback, user_simulator=user, oracle_info=True, world=cfg.world)
+
+
+def _simulator_class(family: str) -> type:
+    import importlib
+
+    from personalization_env.users.base import SIMULATORS
+
+    mod, _, attr = SIMULATORS[family].partition(":")
+    return getattr(importlib.import_module(mod), attr)
 
 
 def health_check(backends: dict[str, ChatBackend], wait: float = 0.0) -> None:

@@ -19,6 +19,7 @@ from personalization_env.spaces import ChatText
 from personalization_env.tasks import is_correct, load_tasks
 from personalization_env.types import Profile, Task
 from personalization_env.users import UserSession, UserTurn, make_user_simulator
+from personalization_env.worlds import World, get_world
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +54,18 @@ class SessionRecord:
         return len(self.turns)
 
 
+def user_tokens(text: str) -> int:
+    """Tokens in a user message, counted without a tokenizer: one per 4 characters, rounded up (the
+    usual rule of thumb for English under BPE tokenizers, and the estimate the chat backends use when a
+    server does not count); an empty message counts 0."""
+    return (len(text) + 3) // 4
+
+
 def session_metrics(rec: SessionRecord, *, truncated: bool, judge: Any = None) -> dict[str, float]:
-    """Task success, user effort, turns, timeout and compliance of a finished session (``judge``: an
-    :class:`~personalization_env.tasks.answer_judge.AnswerJudge` for free-form tasks)."""
+    """Task success, user effort, turns, messages, timeout, compliance and user tokens of a finished
+    session (``judge``: an :class:`~personalization_env.tasks.answer_judge.AnswerJudge` for free-form
+    tasks). ``timeout`` is 1 when the session did not end with a satisfied user (turn limit or
+    giving up); ``user_tokens`` sums :func:`user_tokens` over every message the user wrote."""
     last = rec.turns[-1]
     correct = judge.is_correct(rec.task, last.draft_answer) if judge is not None else \
         is_correct(rec.task, last.draft_answer)
@@ -68,6 +78,7 @@ def session_metrics(rec: SessionRecord, *, truncated: bool, judge: Any = None) -
         "messages": float(len(rec.transcript)),
         "timeout": float(truncated or last.outcome != "satisfied"),
         "compliance": float(len(compliant) / len(graded)) if graded else 1.0,
+        "user_tokens": float(sum(user_tokens(t.message) for t in rec.turns)),
     }
 
 
@@ -113,7 +124,10 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     ``success_reward`` (1.0), ``n_users`` (first N profiles), ``tasks_per_dataset`` (100), ``data_dir``
     (MSC caches), ``max_reply_chars`` (16000), ``render_mode`` (``"ansi"`` or ``"human"``),
     ``answer_judge`` (None, or a backend spec grading free-form tasks: ``meta["scoring"] == "judge"``),
-    ``oracle_info`` (False: no ``info["oracle"]``).
+    ``oracle_info`` (False: no ``info["oracle"]``), ``world`` (``"default"``, ``"msc-llama70b"``,
+    ``"vars-llama8b"``: a preset of :mod:`personalization_env.worlds` that supplies the profiles,
+    datasets, turn limit, tasks per dataset and rule-user traits not given explicitly; the agent's
+    scripted model takes ``world.agent_config()``).
 
     **Version history.** v0: first release.
 
@@ -128,21 +142,29 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
 
     def __init__(
         self,
-        profiles: str | Sequence[Profile] = "msc",
-        datasets: str | Sequence[str] = "gen_math,gen_logic,gen_mc",
+        profiles: str | Sequence[Profile] | None = None,
+        datasets: str | Sequence[str] | None = None,
         user_simulator: Any = "rule",
-        max_turns: int = 10,
+        max_turns: int | None = None,
         feedback: str = "oracle",
         rewards: Mapping[str, float] | None = None,
         success_reward: float = 1.0,
         n_users: int | None = None,
-        tasks_per_dataset: int = 100,
+        tasks_per_dataset: int | None = None,
         data_dir: str | None = None,
         max_reply_chars: int = 16000,
         render_mode: str | None = None,
         answer_judge: Any = None,
         oracle_info: bool = False,
+        world: str | World = "default",
     ):
+        self.world = get_world(world)
+        profiles = profiles if profiles is not None else (self.world.profiles_spec(data_dir) or "msc")
+        datasets = datasets if datasets is not None else (self.world.datasets or "gen_math,gen_logic,gen_mc")
+        max_turns = max_turns if max_turns is not None else (self.world.max_turns or 10)
+        tasks_per_dataset = tasks_per_dataset if tasks_per_dataset is not None else (self.world.tasks_per_dataset or 100)
+        if isinstance(user_simulator, str) and user_simulator == "rule" and self.world.user_traits:
+            user_simulator = make_user_simulator("rule", traits=self.world.user_traits)
         if not isinstance(max_turns, int) or max_turns < 2:
             raise ValueError(f"max_turns must be an int >= 2, got {max_turns!r}")
         if not isinstance(max_reply_chars, int) or max_reply_chars < 1:

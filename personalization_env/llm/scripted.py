@@ -22,6 +22,9 @@ recognises preference statements anywhere in the prompt by text similarity
 - **Task skill.** The answer is correct with a per-dataset probability (``skill``); a new attempt after
   the user pushes back is redrawn. Defaults approximate Llama-3.3-70B's published accuracy (MATH 77 %,
   MMLU 86 %) and are documented per dataset below; generated datasets use ``default_skill``.
+- **Multi-turn solving.** With ``defer_prob`` > 0 a reply that would give the answer instead works
+  one step further and checks in ("Shall I continue?"), so the answer comes after a geometric number
+  of partial replies, as chat models often do; 0 (the default) answers in the first reply.
 - **Default style.** When no followed preference fixes an element, the renderer's habits decide it
   (a typical chatty LLM answer), so unknown preferences are violated at a realistic rate.
 - **Other roles** (request ``purpose``): ``judge`` labels a user message (keyword heuristic with a
@@ -83,10 +86,14 @@ class ScriptedConfig:
     extract_miss: float = 0.10
     reflect_drop: float = 0.15
     reflect_blur: float = 0.15
+    defer_prob: float = 0.0
+    """chance that a reply which would give the answer works one step further instead and checks in
+    (multi-turn solving: the answer comes after a geometric number of partial replies; 0 = the model
+    answers in its first reply, the package default)"""
 
     def __post_init__(self) -> None:
         for name in ("p_max", "p_min", "misapply_prob", "default_skill", "judge_error", "extract_miss",
-                     "reflect_drop", "reflect_blur"):
+                     "reflect_drop", "reflect_blur", "defer_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {v!r}")
@@ -115,6 +122,9 @@ _GENERIC = {
     "writing": ("The key principle is to know the audience before choosing the words.",
                 "For example, a toast at a wedding and a lab report need very different tones."),
 }
+#: how a deferring reply hands the turn back when its style added no question
+_CHECK_IN = ("Does this step make sense before I go on?", "Shall I continue with the next step?",
+             "Do you want me to keep going from here?")
 _ALTERNATIVES = [
     ("work through it step by step by hand", "slower, but every step is easy to check"),
     ("set it up as a single equation or rule and solve it directly", "faster, but mistakes are harder to spot"),
@@ -320,7 +330,14 @@ class ScriptedBackend(ChatBackend):
         directives = directives_for(followed)
         steps = list(task.steps) or ["Let's work through the problem carefully."]
         partial = False
-        if directives.get("incremental") and len(steps) > 2:
+        deferred = self.config.defer_prob > 0 and _seed_of("defer", first, len(msgs)) / 2.0**64 < self.config.defer_prob
+        if deferred:
+            # one more step, no answer yet; every earlier reply without an answer delivered one step, and
+            # the last step (which states the answer) waits for the reply that answers
+            k = sum(1 for a in previous if self._gives_no_answer(task, a))
+            steps = steps[k:k + 1] if k < len(steps) - 1 else [_GENERIC.get(task.kind, _GENERIC["math"])[0]]
+            partial = True
+        elif directives.get("incremental") and len(steps) > 2:
             # two steps per reply; every earlier reply without an answer delivered a chunk
             k = 2 * sum(1 for a in previous if self._gives_no_answer(task, a))
             k = min(k, len(steps) - 1)
@@ -346,7 +363,10 @@ class ScriptedBackend(ChatBackend):
             correcting="error_correction" in ctx_final.situations,
         )
         habits = self.config.habits if self.config.habits is not None else DEFAULT_HABITS
-        return render(content, directives, rng, habits)
+        text = render(content, directives, rng, habits)
+        if deferred and "?" not in text:
+            text += "\n\n" + _CHECK_IN[_seed_of("check-in", first, len(msgs)) % len(_CHECK_IN)]
+        return text
 
     def _anticipated(self, task: Task, msgs: tuple[Message, ...]) -> ReplyContext:
         """The context the model expects its reply to have (an explanation that gives an answer)."""

@@ -38,7 +38,15 @@ DEFAULT_TRAITS: Mapping[str, Any] = {
     "verify_prob": 0.3,  # chance the user notices a wrong answer (assumption; MSC users do not see the solution)
     "max_restate": 2,  # preferences restated in one enforcing turn at most
     "persona_intro_prob": 0.3,  # chance the opening message mentions the persona
+    "recheck_prob": 0.0,  # chance the user checks an adopted answer and comes back before ending (0 = never)
 }
+
+#: what a user says when it adopts an answer but will check it first, and when it comes back
+_RECHECK_LATER = ("Thanks! Let me check this on my own before I close it out.",
+                  "Okay, that seems plausible. I'll verify it myself and get back to you.",
+                  "Thanks, I'm going to double-check this on my side first.")
+_RECHECK_OK = ("I checked it and it holds up. Thanks!", "I worked through it myself and got the same. Thank you!")
+_RECHECK_FAIL_PREFIX = ("I checked it myself. ", "I went over it on my own. ")
 
 
 @cache
@@ -71,6 +79,7 @@ class RuleUserSession(UserSession):
         self.last_message = ""
         self.last_label: str | None = None
         self.done = False
+        self.checking = False  # the user adopted an answer and will come back with the result of checking it
         self.checkable = [p for p in profile.preferences if p.type.check is not None]
         # what every reply is checked against: the checkable preferences whose condition can hold for
         # this task, with their ids (Preference.id is derived on every access)
@@ -119,9 +128,20 @@ class RuleUserSession(UserSession):
             for extra in parts[1:]:
                 msg += _pick(self.rng, ph["restate_joiners"]) + (extra if extra[:2] == "I " else extra[0].lower() + extra[1:])
             return msg, "neg_constraint_restate", {"enforced_ids": tuple(p.id for p in chosen), "verdicts": verdicts}
+        if self.checking:  # back from checking the adopted draft; the reply in between was only read
+            self.checking = False
+            if is_correct(self.task, self.draft):
+                return _pick(self.rng, _RECHECK_OK), "pos_praise", {"done": True, "outcome": "satisfied",
+                                                                    "verdicts": verdicts}
+            return (_pick(self.rng, _RECHECK_FAIL_PREFIX) + _pick(self.rng, ph["correction"]), "neg_correction",
+                    {"verdicts": verdicts})
         if answer is not None:
             if is_correct(self.task, answer) or self.rng.random() >= self.traits["verify_prob"]:
                 self.draft = answer
+                recheck = self.traits["recheck_prob"]
+                if recheck and self.rng.random() < recheck:
+                    self.checking = True
+                    return _pick(self.rng, _RECHECK_LATER), "pos_praise", {"verdicts": verdicts}
                 return _pick(self.rng, ph["praise"]), "pos_praise", {"done": True, "outcome": "satisfied",
                                                                      "verdicts": verdicts}
             return _pick(self.rng, ph["correction"]), "neg_correction", {"verdicts": verdicts}
