@@ -47,7 +47,7 @@ DATA = Path(__file__).resolve().parent / "data"
 SETS: dict[str, str] = {"feedback": "feedback_messages.jsonl", "preferences": "preference_statements.jsonl",
                         "paraphrases": "paraphrases.jsonl"}
 #: what each set measures: labels (feedback classifier), preferences (recogniser and extractor)
-MEASURES: dict[str, tuple[str, ...]] = {"feedback": ("labels",), "preferences": ("preferences",),
+MEASURES: dict[str, tuple[str, ...]] = {"feedback": ("labels", "preferences"), "preferences": ("preferences",),
                                         "paraphrases": ("labels", "preferences")}
 MISS = "(none)"  # the detector found nothing for a stated preference
 NEGATIVE = "(no preference)"  # the item states nothing, yet something was detected
@@ -69,6 +69,16 @@ def load_set(name: str, data: Path = DATA) -> list[dict[str, Any]]:
         if "_schema" not in obj:
             rows.append(obj)
     return rows
+
+
+def stated_preferences(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The preferences ``item`` states: its ``prefs``; for a feedback message without them, one
+    preference (any of the user's standing ``context`` preferences) when it restates one, none otherwise
+    (so every correction, question or thanks is a negative for the preference detectors)."""
+    if "prefs" in item:
+        return list(item["prefs"])
+    held = (item.get("context") or {}).get("preferences") or []
+    return [{"ids": list(held)}] if item.get("label") == "neg_constraint_restate" and held else []
 
 
 def parse_condition(raw: Any) -> Condition:
@@ -249,12 +259,16 @@ def simulator_statements(draws: int = 3, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def _run(items: Sequence[Any], fn: Callable[[Any], Any], desc: str, progress: bool) -> list[Any]:
-    bar = Progress(len(items), desc, unit="item", enabled=progress)
+_CHUNK = 64  # messages per classify_batch call (an LLM judge batches them)
+
+
+def _run(items: Sequence[Any], fn: Callable[[Any], Any], desc: str, progress: bool,
+         size: Callable[[Any], int] = lambda _: 1) -> list[Any]:
+    bar = Progress(sum(map(size, items)), desc, unit="item", enabled=progress)
     out = []
     for it in items:
         out.append(fn(it))
-        bar.update()
+        bar.update(size(it))
     bar.close()
     return out
 
@@ -264,10 +278,13 @@ def score_set(items: Sequence[Mapping[str, Any]], measures: Iterable[str], class
     """Score the detectors on ``items`` for ``measures`` (``labels`` and/or ``preferences``)."""
     out: dict[str, Any] = {}
     if "labels" in measures:
-        preds = classifier.classify_batch([it["text"] for it in items], [it.get("context") for it in items])
+        chunks = [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+        preds = [p for chunk in _run(chunks, lambda c: classifier.classify_batch(
+            [it["text"] for it in c], [it.get("context") for it in c]), f"{desc} classifier", progress, len)
+            for p in chunk]
         out["classifier"] = score_labels([it["label"] for it in items], preds)
     if "preferences" in measures:
-        golds = [it["prefs"] for it in items]
+        golds = [stated_preferences(it) for it in items]
         out["recogniser"] = score_preferences(golds, _run(items, lambda it: readers.recognise(it["text"]),
                                                           f"{desc} recogniser", progress))
         ext = _run(items, lambda it: readers.extract(it["text"]), f"{desc} extractor", progress)
@@ -301,7 +318,7 @@ def _fmt(v: Any) -> str:
 
 _LABEL_ROWS = (("items", "n"), ("accuracy", "accuracy"), ("sign agreement", "sign_agreement"),
                ("macro-F1", "macro_f1"))
-_PREF_ROWS = (("items (stated / negatives)", None), ("precision", "precision"), ("recall", "recall"),
+_PREF_ROWS = (("stated prefs / negative items", None), ("precision", "precision"), ("recall", "recall"),
               ("F1", "f1"), ("negatives with a detection", "negatives_with_detection"),
               ("condition accuracy (n)", None), ("any card on statements", "found_on_statements"),
               ("any card on negatives", "found_on_negatives"))
@@ -310,7 +327,7 @@ _PREF_ROWS = (("items (stated / negatives)", None), ("precision", "precision"), 
 def _cell(res: Mapping[str, Any] | None, key: str | None, name: str) -> str:
     if res is None:
         return ""
-    if name.startswith("items ("):
+    if name.startswith("stated prefs"):
         return f"{res['stated']} / {res['negatives']}"
     if name.startswith("condition accuracy"):
         return f"{_fmt(res['condition_accuracy'])} ({res['conditions_scored']})"

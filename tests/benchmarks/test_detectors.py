@@ -28,6 +28,7 @@ from benchmarks.detectors import (
     score_labels,
     score_preferences,
     score_set,
+    stated_preferences,
 )
 from personalization_env.feedback import LABELS, FeedbackClassifier
 from personalization_env.preferences.library import load_catalogue
@@ -229,6 +230,14 @@ def test_preference_scores_on_a_tiny_case():
     assert res["found_on_statements"] == 0.75 and res["found_on_negatives"] == 1.0
     table = {(e["stated"], e["read"]): e["count"] for e in res["errors"]}
     assert table == {("no_emoji", "(none)"): 1, ("(no preference)", "concise"): 1, ("verify_answer", "exact_values"): 1}
+
+
+def test_feedback_messages_state_their_restated_preference_only():
+    restate = {"text": "x", "label": "neg_constraint_restate", "context": {"preferences": ["no_emoji", "concise"]}}
+    assert stated_preferences(restate) == [{"ids": ["no_emoji", "concise"]}]
+    praise = {"text": "x", "label": "pos_praise", "context": {"preferences": ["no_emoji"]}}
+    assert stated_preferences(praise) == []
+    assert stated_preferences({"text": "x", "prefs": [{"ids": ["latex"]}]}) == [{"ids": ["latex"]}]
 
 
 def test_cli_prints_json_for_one_set(capsys):
