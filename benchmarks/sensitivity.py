@@ -211,12 +211,31 @@ def move(value: float, factor: float, bounds: Bounds = Bounds()) -> Move:
     return Move(factor, value, x, clipped, rounded)
 
 
+_BUILT_IN = ("vanilla", *MEMORY_METHODS, "oracle")
+
+
+def affected_methods(cell: str, methods: Sequence[str]) -> list[str]:
+    """The methods of ``methods`` a "methods" cell names ("all", "all, on logiqa", "rag, rag_vector",
+    ...); a method the table cannot name (a plug-in) is always included, and a cell naming no known
+    method means all."""
+    tokens = [t.strip().strip("`") for t in cell.split("(")[0].split(",")]
+    if not tokens or not tokens[0] or tokens[0].split()[0] == "all":
+        return list(methods)
+    named = [m for m in methods if m in tokens or m not in _BUILT_IN]
+    return named if any(m in tokens for m in methods) else list(methods)
+
+
 @dataclass(frozen=True)
 class Unit:
     """What one sweep step moves: one row, or every row of a group together."""
 
     name: str
     rows: tuple[Row, ...]
+
+    def methods(self, methods: Sequence[str]) -> list[str]:
+        """The methods whose results the move can change (per the table's "methods" column)."""
+        hit = {m for r in self.rows for m in affected_methods(r.methods, methods)}
+        return [m for m in methods if m in hit]
 
     def moved(self, factor: float) -> tuple[dict[str, Any], str]:
         """The changed values by row name, and a note on rounding and clipping."""
@@ -289,17 +308,30 @@ def _why_not(r: Row, datasets: Sequence[str]) -> str:
     if head == "DEFAULT_SKILL" and key not in datasets:
         return f"dataset {key} is not in the grid (--datasets)"
     if not has_hook(r.name):
-        return "no run option reaches it (see the report: a hook in its module is needed)"
+        return "no run option reaches it (no hook in benchmarks/sensitivity.py)"
     return ""
 
 
 # ---- hooks: a moved value into the run's configuration ---------------------------------------------
 class SweptScriptedBackend(ScriptedBackend):
     """The scripted agent model with :class:`~personalization_env.llm.scripted.ScriptedConfig`
-    overrides given as a JSON object in the spec (``scripted_sweep:{"misapply_prob": 0.075}``)."""
+    overrides given as a JSON object in the spec (``scripted_sweep:{"misapply_prob": 0.075}``); the
+    key ``recognizer_min_words`` sets its recogniser's ``min_words``."""
 
     def __init__(self, model: str = "{}", **kwargs: Any):
-        super().__init__(json.loads(model), model=model, **kwargs)
+        config = json.loads(model)
+        self._min_words = config.pop("recognizer_min_words", None)
+        super().__init__(config, model=model, **kwargs)
+
+    @property
+    def recognizer(self) -> Any:
+        if self._recognizer is None and self._min_words is not None:
+            from personalization_env.llm.recognize import PreferenceRecognizer
+            from personalization_env.preferences import load_catalogue
+
+            self._recognizer = PreferenceRecognizer(load_catalogue(), self.config.recognition_threshold,
+                                                    min_words=int(self._min_words))
+        return super().recognizer
 
 
 BACKENDS.setdefault("scripted_sweep", "benchmarks.sensitivity:SweptScriptedBackend")
@@ -307,15 +339,41 @@ BACKENDS.setdefault("scripted_sweep", "benchmarks.sensitivity:SweptScriptedBacke
 _AGENT_ARGS = {"ContextualAgent.budget_tokens": "budget_tokens"}
 
 
+_NAMED_HOOKS = ("MultiSessionCollabEnv.max_turns", "HashingEmbedder.dim", "PreferenceRecognizer.min_words",
+                "generate_profiles.p_conditional")
+
+
 def has_hook(name: str) -> bool:
     head, _, _ = name.partition(".")
     return (head in ("ScriptedConfig", "DEFAULT_SKILL", "DEFAULT_HABITS", "DEFAULT_TRAITS", "RAGAgent",
                      "UserVectorConfig")
-            or name in _AGENT_ARGS or name in ("MultiSessionCollabEnv.max_turns", "HashingEmbedder.dim"))
+            or name in _AGENT_ARGS or name in _NAMED_HOOKS)
 
 
-def run_overrides(changes: Mapping[str, Any]) -> dict[str, Any]:
+def _regenerated_profiles(profiles: str, workdir: Path, **generator_args: Any) -> str:
+    """The shipped ``complex`` set regenerated with other generator arguments, as a JSONL file (the
+    shipped set is ``generate_profiles(200, 43, style="complex", seed=0)``; a test holds it to that)."""
+    from personalization_env.profiles.generator import generate_profiles
+    from personalization_env.profiles.io import dump_profiles
+
+    if profiles != "complex":
+        raise ValueError(f"generator arguments can be moved only for --profiles complex, got {profiles!r}")
+    tag = "-".join(f"{k}{v:g}" for k, v in sorted(generator_args.items()))
+    path = workdir / f"profiles-complex-{tag}.jsonl"
+    if not path.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        dump_profiles(generate_profiles(200, 43, style="complex", seed=0, **generator_args), path)
+    return str(path)
+
+
+def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
+                  workdir: str | Path = "runs/sensitivity") -> dict[str, Any]:
     """:class:`~benchmarks.run.RunConfig` fields that set ``changes`` (row name -> value).
+
+    Args:
+        changes: row name -> value.
+        profiles: the run's profile set (generator arguments regenerate it).
+        workdir: where regenerated profile files are written.
 
     Raises:
         ValueError: a row no run option reaches.
@@ -349,6 +407,10 @@ def run_overrides(changes: Mapping[str, Any]) -> dict[str, Any]:
             agent_args["embedder"] = f"hashing:{v}"
         elif name == "MultiSessionCollabEnv.max_turns":
             out["max_turns"] = v
+        elif name == "PreferenceRecognizer.min_words":
+            scripted["recognizer_min_words"] = v
+        elif name == "generate_profiles.p_conditional":
+            out["profiles"] = _regenerated_profiles(profiles, Path(workdir), p_conditional=v)
         else:
             raise ValueError(f"no run option reaches {name!r}; sweep it by adding a hook to benchmarks/sensitivity.py")
     if scripted:
@@ -503,6 +565,9 @@ class SweepConfig:
     """comma-separated row or group names (default: every assumption row of the table)"""
     workers: int = 0
     """worker processes per run (0: one per core, at most 8)"""
+    rerun_all: bool = False
+    """run every method at every move (default: only the methods the table's "methods" cell names;
+    the others' rows are the base run's, which they would equal)"""
     seed: int = 0
     out: str = "runs/sensitivity"
     table: str = str(TABLE)
@@ -526,33 +591,41 @@ def sweep(cfg: SweepConfig) -> dict[str, Any]:
                    sessions=cfg.sessions, datasets=cfg.datasets, seed=cfg.seed, workers=workers, progress=False,
                    tensorboard=False, overwrite=True)
     methods = RunConfig(**base_kw, out=str(Path(cfg.out) / "runs" / "base")).methods
-    jobs: list[tuple[str, str, float | None, dict[str, Any], str]] = [("base", "base", None, {}, "")]
+    workdir = Path(cfg.out) / "profiles"
+    jobs: list[tuple[str, str, float | None, dict[str, Any], str, list[str]]] = [("base", "base", None, {}, "", methods)]
     for u in units:
+        rerun = methods if cfg.rerun_all else u.methods(methods)
         for f in FACTORS:
             changes, note = u.moved(f)
-            jobs.append((f"{u.name}{'-' if f < 1 else '+'}50", u.name, f, changes, note))
-    per_run = len(methods) * cfg.users * cfg.sessions
-    bar = Progress(per_run * len(jobs), "sensitivity", "session", enabled=cfg.progress)
+            jobs.append((f"{u.name}{'-' if f < 1 else '+'}50", u.name, f, changes, note, rerun))
+    bar = Progress(sum(len(j[5]) for j in jobs) * cfg.users * cfg.sessions, "sensitivity", "session",
+                   enabled=cfg.progress)
     t0 = time.perf_counter()
     summaries: dict[str, Any] = {}
     results: dict[str, dict[str, dict[str, bool | None]]] = {}
     moves: list[dict[str, Any]] = []
     failed: dict[str, int] = {}
     base_verdicts: dict[str, bool | None] = {}
+    base_rows: list[dict[str, Any]] = []
     try:
-        for run_name, unit, factor, changes, note in jobs:
-            kw = {**base_kw, **run_overrides(changes)}
+        for run_name, unit, factor, changes, note, rerun in jobs:
+            kw = {**base_kw, "methods": rerun, **run_overrides(changes, profiles=cfg.profiles, workdir=workdir)}
             got = run(RunConfig(**kw, out=str(Path(cfg.out) / "runs" / run_name)), on_row=lambda _r: bar.update())
             bad = sum(1 for r in got if r.get("status") != "ok")
             if bad:
                 failed[run_name] = bad
+            if factor is None:
+                base_rows = got
+            else:
+                got = got + [r for r in base_rows if r["method"] not in rerun]
             summary = summarize_run(got, methods, cfg.sessions)
             summaries[run_name] = summary
             verdicts = evaluate(summary)
             if factor is None:
                 base_verdicts = verdicts
                 continue
-            moves.append({"parameter": unit, "factor": factor, "values": changes, "note": note, "run": run_name})
+            moves.append({"parameter": unit, "factor": factor, "values": changes, "note": note, "run": run_name,
+                          "methods_rerun": rerun})
             for key, ok in verdicts.items():
                 results.setdefault(key, {}).setdefault(unit, {})[_label(factor)] = ok
     finally:
@@ -598,14 +671,19 @@ def markdown(report: Mapping[str, Any]) -> str:
              f"each assumption of `{Path(report['table']).name}` at x0.5 and x1.5.", ""]
     if report["failed_sessions"]:
         lines += [f"Failed sessions (left out of the summaries): {report['failed_sessions']}", ""]
-    lines += ["## Moves", "", "| parameter | -50 % | +50 % |", "|---|---|---|"]
+    lines += ["## Moves", "", "Methods re-run: those the table's \"methods\" cell names; the others keep the base "
+              "run's rows" + (" (here every method was re-run)." if c.get("rerun_all") else "."), "",
+              "| parameter | -50 % | +50 % | methods re-run |", "|---|---|---|---|"]
     for u in units:
         cells = []
-        for m in (m for m in report["moves"] if m["parameter"] == u):
+        unit_moves = [m for m in report["moves"] if m["parameter"] == u]
+        for m in unit_moves:
             vals = m["values"]
             v = next(iter(vals.values())) if len(vals) == 1 else f"{len(vals)} values x{m['factor']:g}"
             cells.append(f"{v:g}" + (f" ({m['note']})" if m["note"] else "") if isinstance(v, (int, float))
                          else v + (f" ({m['note']})" if m["note"] else ""))
+        rerun = unit_moves[0]["methods_rerun"]
+        cells.append("all" if rerun == report["methods"] else ", ".join(rerun))
         lines.append(f"| {u} | " + " | ".join(cells) + " |")
     lines += ["", "## Conclusions x parameters", "",
               "Each cell: holds at -50 % / the defaults / +50 % (yes, NO, - = not evaluated).", ""]
@@ -657,12 +735,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--table", default=d.table, help="the assumptions table (default: docs/assumptions.md)")
     p.add_argument("--out", default=d.out, help="report folder: sensitivity.md, sensitivity.json and runs/ "
                                                 "(default: %(default)s)")
+    p.add_argument("--rerun-all", action="store_true",
+                   help="run every method at every move (default: only the methods the table's methods cell names)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the markdown")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     cfg = SweepConfig(users=args.users, sessions=args.sessions, profiles=args.profiles, methods=args.methods,
                       datasets=args.datasets, params=args.params, workers=args.workers, seed=args.seed,
-                      out=args.out, table=args.table, progress=not args.no_progress)
+                      out=args.out, table=args.table, progress=not args.no_progress,
+                      rerun_all=args.rerun_all)
     try:
         report = sweep(cfg)
     except ValueError as e:

@@ -228,3 +228,56 @@ def test_tiny_sweep_end_to_end(tmp_path) -> None:
     assert len(rows) == 7 * 2 * 2
     meta = json.loads((tmp_path / "runs" / "DEFAULT_TRAITS.verify_prob+50" / "metadata.json").read_text())
     assert meta["config"]["user_args"] == {"traits": {"verify_prob": 0.45}}
+
+
+def test_affected_methods_reads_the_methods_cell() -> None:
+    ms = ["vanilla", "contextual", "reflection", "all_memory", "rag", "rag_vector", "oracle"]
+    assert S.affected_methods("all", ms) == ms
+    assert S.affected_methods("all, on logiqa", ms) == ms
+    assert S.affected_methods("reflection", ms) == ["reflection"]
+    assert S.affected_methods("all_memory, rag, rag_vector", ms) == ["all_memory", "rag", "rag_vector"]
+    assert S.affected_methods("rag_vector", [*ms, "plugin:Agent"]) == ["rag_vector", "plugin:Agent"]
+    assert S.affected_methods("something else", ms) == ms  # names no method: all, to be safe
+
+
+def test_a_move_leaves_the_methods_outside_its_cell_unchanged(tmp_path) -> None:
+    """What lets the sweep reuse the base run's rows for the methods a row's cell leaves out, checked
+    on one row (reflection's note drop) against methods it does not name."""
+    from benchmarks.run import RunConfig, run
+
+    row = {r.name: r for r in S.load_table()}["ScriptedConfig.reflect_drop"]
+    assert S.affected_methods(row.methods, ["vanilla", "reflection", "all_memory"]) == ["reflection"]
+    kw = dict(methods=["vanilla", "reflection", "all_memory"], profiles="complex", n_users=2, sessions=3,
+              progress=False, tensorboard=False)
+    base = run(RunConfig(**kw, out=str(tmp_path / "a")))
+    moved = run(RunConfig(**kw, out=str(tmp_path / "b"), **S.run_overrides({row.name: 0.9})))
+
+    def key(rows, m):
+        return [(r["user_id"], r["session"], r["user_effort"], r["task_success"], r["turns"])
+                for r in rows if r["method"] == m]
+
+    assert key(base, "vanilla") == key(moved, "vanilla") and key(base, "all_memory") == key(moved, "all_memory")
+    assert key(base, "reflection") != key(moved, "reflection")  # and the move does reach reflection
+
+
+def test_shipped_complex_set_is_the_generator_at_its_defaults() -> None:
+    """The p_conditional hook regenerates 'complex' with one argument changed; that compares like with
+    like only while the shipped set is the generator's output at its defaults."""
+    from personalization_env.profiles.generator import generate_profiles
+    from personalization_env.profiles.io import load_profiles
+
+    assert load_profiles("complex") == generate_profiles(200, 43, style="complex", seed=0)
+
+
+def test_profile_and_recogniser_hooks(tmp_path) -> None:
+    from personalization_env.llm.base import make_backend
+    from personalization_env.profiles.io import load_profiles
+
+    kw = S.run_overrides({"generate_profiles.p_conditional": 0.25}, profiles="complex", workdir=tmp_path)
+    moved = load_profiles(kw["profiles"])
+    assert len(moved) == 200 and moved != load_profiles("complex")
+    with pytest.raises(ValueError, match="only for --profiles complex"):
+        S.run_overrides({"generate_profiles.p_conditional": 0.25}, profiles="msc", workdir=tmp_path)
+    kw = S.run_overrides({"PreferenceRecognizer.min_words": 2})
+    b = make_backend(kw["agent_model"])
+    assert b.recognizer.min_words == 2 and make_backend("scripted").recognizer.min_words == 4
