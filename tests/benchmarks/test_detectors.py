@@ -3,7 +3,8 @@
 The sets must be well formed, and independent of the simulator: no item may share a run of five
 words with any template the simulator writes from (string constants of ``personalization_env/users/``,
 its data files, ``personalization_env/llm/render.py``, the restatement helpers of
-``personalization_env/preferences/library.py`` and the catalogue's phrasings). The scoring is checked
+``personalization_env/preferences/library.py``, the condition words of ``personalization_env/types.py``
+and the catalogue's phrasings). The scoring is checked
 on cases whose figures are counted here by hand.
 """
 
@@ -81,6 +82,7 @@ def simulator_templates() -> list[str]:
             out += _json_strings(json.loads(path.read_text(encoding="utf-8")))
     out += _py_strings(PKG / "llm" / "render.py")
     out += _py_strings(PKG / "preferences" / "library.py")
+    out += _py_strings(PKG / "types.py")  # Condition.describe: the condition words the rule user says
     for t in load_catalogue().values():
         out += list(t.phrasings)
     return out
