@@ -61,8 +61,8 @@ PREDICTION_TOLERANCES: dict[str, dict[str, float]] = {
 #: The search grid per fitted parameter (small on purpose: a handful of values each).
 GRIDS: dict[str, dict[str, Sequence[float]]] = {
     "msc-llama70b": {"defer_prob": (0.7, 0.75, 0.8, 0.85, 0.9), "recheck_prob": (0.0, 0.3, 0.6),
-                     "verify_prob": (0.0, 0.3), "max_restate": (1, 2, 3)},
-    "vars-llama8b": {"defer_prob": (0.5, 0.6, 0.7, 0.8, 0.9), "recheck_prob": (0.0, 0.3, 0.6),
+                     "verify_prob": (0.0, 0.3), "max_restate": (2, 3), "notice_prob": (0.6, 0.8, 1.0)},
+    "vars-llama8b": {"notice_prob": (0.1, 0.15, 0.2, 0.25), "defer_prob": (0.0, 0.25, 0.5),
                      "verify_prob": (0.0, 0.3), "max_restate": (1, 2, 3)},
 }
 
@@ -76,7 +76,7 @@ STAGES: dict[str, dict[str, Any]] = {
                      "methods": ("vanilla", "contextual", "all_memory", "reflection", "rag", "rag_vector")},
 }
 
-_USER_PARAMS = ("recheck_prob", "verify_prob", "max_restate", "patience", "persona_intro_prob")
+_USER_PARAMS = ("recheck_prob", "verify_prob", "max_restate", "patience", "persona_intro_prob", "notice_prob")
 
 
 def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -88,13 +88,14 @@ _MSC_DATASETS = "math_500,math_hard,logiqa,mmlu,medqa"
 # --- fitted values ---------------------------------------------------------------------------------
 # Written by `python -m benchmarks.calibrate --world msc-llama70b` (and `--world vars-llama8b`);
 # rerunning that command reproduces them (it prints the same table and values).
-_MSC_FIT: Mapping[str, float] = {"defer_prob": 0.0, "recheck_prob": 0.0, "verify_prob": 0.3, "max_restate": 2}
-_VARS_FIT: Mapping[str, float] = {"defer_prob": 0.0, "recheck_prob": 0.0, "verify_prob": 0.3, "max_restate": 2}
+_MSC_FIT: Mapping[str, float] = {"defer_prob": 0.0, "recheck_prob": 0.0, "verify_prob": 0.3, "max_restate": 2,
+                                 "notice_prob": 1.0}
+_VARS_FIT: Mapping[str, float] = {"notice_prob": 1.0, "defer_prob": 0.0, "verify_prob": 0.3, "max_restate": 2}
 
 
 def _split(fit: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     """Fitted values split into (agent-model fields, user traits)."""
-    user = {"recheck_prob", "verify_prob", "max_restate"}
+    user = {"recheck_prob", "verify_prob", "max_restate", "notice_prob"}
     return ({k: v for k, v in fit.items() if k not in user}, {k: v for k, v in fit.items() if k in user})
 
 

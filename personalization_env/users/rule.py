@@ -4,7 +4,9 @@ Per assistant reply the user:
 
 1. runs the checker of every preference that applies to the reply (condition + situation);
 2. if any fails, restates one or more of them in natural, varied wording and does nothing else that
-   turn (label ``neg_constraint_restate``; each such turn is one unit of User Effort);
+   turn (label ``neg_constraint_restate``; each such turn is one unit of User Effort); with trait
+   ``notice_prob`` < 1 the user notices each violation only with that probability (an inattentive
+   reader; 1, every violation, by default);
 3. otherwise, if the reply states an answer: a correct one becomes the draft answer and the user ends
    satisfied (``pos_praise``); a wrong one is caught with probability ``verify_prob`` (``neg_correction``,
    draft unchanged), else adopted as the draft and the user ends satisfied (the task then fails);
@@ -39,6 +41,7 @@ DEFAULT_TRAITS: Mapping[str, Any] = {
     "max_restate": 2,  # preferences restated in one enforcing turn at most
     "persona_intro_prob": 0.3,  # chance the opening message mentions the persona
     "recheck_prob": 0.0,  # chance the user checks an adopted answer and comes back before ending (0 = never)
+    "notice_prob": 1.0,  # chance the user notices each violated preference in a reply (1 = every violation)
 }
 
 #: what a user says when it adopts an answer but will check it first, and when it comes back
@@ -118,6 +121,9 @@ class RuleUserSession(UserSession):
                             previous_label=self.last_label, answer=answer)
         verdicts = {pid: run_check(check, reply, ctx) for _, pid, cond, check in self._checks if cond.applies(ctx)}
         violated = [p for p, pid, _, _ in self._checks if verdicts.get(pid) is False]
+        notice = self.traits["notice_prob"]
+        if violated and notice < 1.0:  # an inattentive user misses some violations (the verdicts still record them)
+            violated = [p for p in violated if self.rng.random() < notice]
         if violated:
             order = self.rng.permutation(len(violated))
             k = min(len(violated), int(self.traits["max_restate"]))

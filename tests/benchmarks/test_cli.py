@@ -114,3 +114,21 @@ def test_env_declares_a_render_fps():
         env.reset(seed=0)
         env.render()
     assert not [w for w in caught if "render fps" in str(w.message).lower()]
+
+
+def test_msc_run_world_flag_unknown_name_and_resume_with_another_world(tmp_path):
+    p = run_cli("run", "--world", "msc-llama", "--users", "1", "--sessions", "1", "--out", str(tmp_path / "r"),
+                cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0
+    assert "default" in p.stderr and "msc-llama70b" in p.stderr and "vars-llama8b" in p.stderr
+    out = tmp_path / "v"
+    p = run_cli("run", "--world", "vars-llama8b", "--methods", "vanilla", "--datasets", "gen_code", "--users", "2",
+                "--sessions", "1", "--out", str(out), "--no-progress", "--no-report", "--no-tensorboard", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]
+    assert all(r["user_id"].startswith("complex") and "user_tokens" in r for r in rows)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["config"]["world"] == "vars-llama8b"
+    p = run_cli("run", "--methods", "vanilla", "--datasets", "gen_code", "--profiles", "complex", "--users", "2",
+                "--sessions", "1", "--out", str(out), "--resume", "--no-progress", cwd=tmp_path)
+    assert p.returncode != 0 and "world" in p.stderr

@@ -103,6 +103,25 @@ def test_final_step_reports_metrics_and_reward_terms():
     assert info["oracle"]["label"] in LABELS and "draft_correct" in info["oracle"]
 
 
+def test_user_tokens_count_every_user_message_at_four_characters_a_token():
+    env = small_env()
+    env.reset(seed=0)
+    te = tr = False
+    while not (te or tr):
+        _, _, te, tr, info = env.step("I am not sure.")
+    user_chars = [len(text) for role, text in env.transcript() if role == "user"]
+    assert len(user_chars) == info["metrics"]["turns"]
+    assert info["metrics"]["user_tokens"] == sum(-(-n // 4) for n in user_chars)  # ceil(chars / 4) each
+    assert info["metrics"]["timeout"] in (0.0, 1.0)
+
+
+def test_env_world_kwarg_picks_a_preset_and_unknown_names_fail():
+    env = gym.make("MultiSessionCollab-v0", world="vars-llama8b", datasets="gen_code", n_users=1).unwrapped
+    assert env.world.name == "vars-llama8b" and env.profiles[0].user_id.startswith("complex")
+    with pytest.raises(ValueError, match="unknown world 'msc'"):
+        MultiSessionCollabEnv(world="msc")
+
+
 @pytest.mark.parametrize("action,exc,needle", [
     (123, TypeError, "int"),
     ("", ValueError, "empty"),

@@ -26,11 +26,53 @@ def compliance(system, type_id, n=30):
     return sum(run_check(t.check, reply(b, system, task, k), CTX) for k, task in enumerate(TASKS[:n])) / n
 
 
-def test_follow_probability_curve_matches_ifscale_fit():
+#: Published IFScale figures (Jaroslawicz, Whiting, Shah, Maamari, 2025, "How Many Instructions Can LLMs
+#: Follow at Once?", arXiv:2507.11538): abstract, "even the best frontier models only achieve 68%
+#: accuracy at the max density of 500 instructions"; Figure 1, the best (reasoning) models show
+#: "near-perfect performance until a critical density" (densities run from 10 to 500 in steps of 10).
+IFSCALE_BEST_AT_500 = 0.68
+IFSCALE_LOWEST_DENSITY = 10
+NEAR_PERFECT = 0.95  # our reading of "near-perfect"
+
+
+def test_follow_probability_curve_matches_published_ifscale_figures():
     c = ScriptedConfig()
-    assert c.follow_prob(1) == pytest.approx(0.978, abs=0.005)
-    assert 0.90 < c.follow_prob(50) < 0.93
-    assert c.follow_prob(500) == pytest.approx(0.68, abs=0.01)
+    assert c.follow_prob(500) == pytest.approx(IFSCALE_BEST_AT_500, abs=0.02)
+    assert c.follow_prob(IFSCALE_LOWEST_DENSITY) >= NEAR_PERFECT
+    densities = range(IFSCALE_LOWEST_DENSITY, 501, 10)
+    curve = [c.follow_prob(n) for n in densities]
+    assert all(a > b for a, b in zip(curve, curve[1:]))  # accuracy falls as density grows
+
+
+@pytest.mark.parametrize("change", [{"p_min": 0.4}, {"n_half": 100.0}, {"p_max": 0.9}, {"n_half": 3000.0}])
+def test_ifscale_comparison_fails_for_wrong_curve_parameters(change):
+    c = ScriptedConfig(**change)
+    misses_500 = abs(c.follow_prob(500) - IFSCALE_BEST_AT_500) > 0.02
+    assert misses_500 or c.follow_prob(IFSCALE_LOWEST_DENSITY) < NEAR_PERFECT
+
+
+def test_defer_prob_zero_answers_in_the_first_reply():
+    from personalization_env.tasks import extract_answer
+
+    b = ScriptedBackend(ScriptedConfig(defer_prob=0.0))
+    assert all(extract_answer(t, reply(b, "sys", t, k)) is not None for k, t in enumerate(TASKS))
+
+
+def test_defer_prob_works_step_by_step_and_checks_in():
+    from personalization_env.tasks import extract_answer
+
+    always = ScriptedBackend(ScriptedConfig(defer_prob=1.0))
+    for k, t in enumerate(TASKS[:10]):
+        text = reply(always, "sys", t, k)
+        assert extract_answer(t, text) is None and "?" in text  # a partial reply that hands the turn back
+    half = ScriptedBackend(ScriptedConfig(defer_prob=0.5))
+    deferred = sum(extract_answer(t, reply(half, "sys", t, k)) is None for k, t in enumerate(TASKS))
+    assert 6 <= deferred <= 24  # binomial(30, 0.5): outside this range with probability < 0.2 %
+
+
+def test_defer_prob_must_be_a_probability():
+    with pytest.raises(ValueError, match="defer_prob"):
+        ScriptedConfig(defer_prob=1.5)
 
 
 def test_recognises_preferences_by_text_not_id():

@@ -75,3 +75,46 @@ def test_unknown_trait_and_simulator_names():
         make_user_simulator("rule", traits={"patiance": 3})
     with pytest.raises(ValueError, match="did you mean 'rule'"):
         make_user_simulator("rules")
+
+
+def test_recheck_adopts_then_comes_back_satisfied_when_the_answer_holds():
+    s, _ = start(["msc_bullets"], traits={"recheck_prob": 1.0})
+    right = f"- {answer_sentence(TASK, TASK.answer)}"
+    adopted = s.respond(right)
+    assert adopted.label == "pos_praise" and not adopted.done and adopted.draft_answer is not None
+    back = s.respond("- You're welcome; anything else?")
+    assert back.done and back.outcome == "satisfied" and back.draft_answer == adopted.draft_answer
+
+
+def test_recheck_comes_back_with_a_correction_when_the_answer_is_wrong():
+    wrong = wrong_answer(TASK, np.random.default_rng(0))
+    s, _ = start(["msc_bullets"], traits={"recheck_prob": 1.0, "verify_prob": 0.0})
+    adopted = s.respond(f"- {answer_sentence(TASK, wrong)}")
+    assert not adopted.done and adopted.draft_answer is not None
+    back = s.respond("- Glad to help.")
+    assert back.label == "neg_correction" and not back.done
+    # the model's next, correct attempt is adopted (and checked again)
+    again = s.respond(f"- {answer_sentence(TASK, TASK.answer)}")
+    assert again.label == "pos_praise" and again.draft_answer != adopted.draft_answer
+
+
+def test_a_violation_in_the_reply_between_is_still_restated_while_checking():
+    s, _ = start(["msc_bullets"], traits={"recheck_prob": 1.0})
+    s.respond(f"- {answer_sentence(TASK, TASK.answer)}")
+    assert s.respond("Plain prose, no bullets.").label == "neg_constraint_restate"
+    assert s.respond("- Still here.").done
+
+
+def test_recheck_prob_zero_ends_at_once():
+    s, _ = start(["msc_bullets"], traits={"recheck_prob": 0.0})
+    assert s.respond(f"- {answer_sentence(TASK, TASK.answer)}").done
+
+
+def test_notice_prob_zero_misses_every_violation_and_one_notices_all():
+    reply = f"Plain prose. {answer_sentence(TASK, TASK.answer)}"
+    missed = start(["msc_bullets"], traits={"notice_prob": 0.0})[0].respond(reply)
+    assert missed.label == "pos_praise" and missed.verdicts == {"msc_bullets": False}  # the verdict still records it
+    assert start(["msc_bullets"], traits={"notice_prob": 1.0})[0].respond(reply).label == "neg_constraint_restate"
+    noticed = sum(start(["msc_bullets"], traits={"notice_prob": 0.5}, seed=k)[0].respond(reply).label
+                  == "neg_constraint_restate" for k in range(40))
+    assert 8 <= noticed <= 32  # binomial(40, 0.5)
