@@ -520,7 +520,7 @@ CONCLUSIONS: tuple[Conclusion, ...] = (
     Conclusion("all_memory_largest", "all_memory closes the largest share of the vanilla-to-oracle gap, its "
                "interval above every other memory method's", "all_memory > reflection", _all_memory_largest),
     Conclusion("reflection_gt_contextual", "reflection closes more of the gap than contextual (point estimates)",
-               "reflection 52 % ... contextual 47 %", _ahead("reflection", "contextual")),
+               "share of the gap: reflection 52-53 %, contextual 47-49 % (both README runs)", _ahead("reflection", "contextual")),
     Conclusion("reflection_tied_contextual", "reflection and contextual are within each other's interval",
                "reflection ~ contextual", _tied("reflection", "contextual")),
     Conclusion("contextual_gt_rag", "contextual closes more of the gap than rag (point estimates)",
@@ -528,9 +528,9 @@ CONCLUSIONS: tuple[Conclusion, ...] = (
     Conclusion("rag_tied_rag_vector", "rag and rag_vector are within each other's interval (rag_vector does not "
                "beat rag)", "rag ~ rag_vector; rag_vector does not beat rag here", _tied("rag", "rag_vector")),
     Conclusion("memory_success_gt_vanilla", "every memory method has a higher task success than vanilla "
-               "(intervals apart)", "vanilla 34.7 %, the memory methods 53-62 %", _memory_success),
+               "(intervals apart)", "success %: vanilla 34.7, the memory methods 53.0-61.9 (full table)", _memory_success),
     Conclusion("all_memory_best_success", "all_memory has the highest task success of the memory methods "
-               "(point estimates)", "all_memory 61.9 %", _all_memory_best_success),
+               "(point estimates)", "success %: all_memory 61.9, the highest of the memory methods (full table)", _all_memory_best_success),
 )
 
 
@@ -665,10 +665,11 @@ def markdown(report: Mapping[str, Any]) -> str:
     the share of the gap per method and run, and what was not swept."""
     c = report["config"]
     units = list(dict.fromkeys(m["parameter"] for m in report["moves"]))
-    lines = [f"# Sensitivity of the README's conclusions to the world's assumptions (simulated)", "",
-             f"`python -m benchmarks.sensitivity --users {c['users']} --sessions {c['sessions']} --profiles "
-             f"{c['profiles']} --methods {c['methods']}`: {len(report['moves']) + 1} runs in {report['seconds']} s; "
-             f"each assumption of `{Path(report['table']).name}` at x0.5 and x1.5.", ""]
+    command = (f"python -m benchmarks.sensitivity --users {c['users']} --sessions {c['sessions']} --profiles "
+               f"{c['profiles']} --methods {c['methods']}" + (f" --params {c['params']}" if c["params"] else ""))
+    lines = ["# Sensitivity of the README's conclusions to the world's assumptions (simulated)", "",
+             f"`{command}`: {len(report['moves']) + 1} runs in {report['seconds']} s; each swept parameter of "
+             f"`{Path(report['table']).name}` at x0.5 and x1.5.", ""]
     if report["failed_sessions"]:
         lines += [f"Failed sessions (left out of the summaries): {report['failed_sessions']}", ""]
     lines += ["## Moves", "", "Methods re-run: those the table's \"methods\" cell names; the others keep the base "
