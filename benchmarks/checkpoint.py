@@ -24,7 +24,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +135,21 @@ class LaneWriter:
         self._side: list[tuple[Any, str]] = list(previous or [])
 
     def save(self, ck: LaneCheckpoint) -> None:
+        """Write ``ck`` now (see :meth:`prepare`)."""
+        self.prepare(ck)()
+
+    def prepare(self, ck: LaneCheckpoint) -> Callable[[], None]:
+        """Pickle ``ck`` now, on the caller's thread (the agent's state changes as soon as its next
+        session starts), and return the disk work: new side files, the checkpoint's atomic rename,
+        then the removal of side files it no longer names. The writes of one lane must run in the
+        order they were prepared; any thread may run them (lanes hand them to a writer thread, so a
+        lane does not wait on the disk)."""
         import io
 
         import numpy as np
 
         used: list[tuple[Any, str]] = []
+        new: list[tuple[Any, str]] = []
 
         def persistent_id(obj: Any) -> Any:
             if not (isinstance(obj, np.ndarray) and obj.nbytes >= self.BIG and obj.dtype != object):
@@ -149,21 +159,28 @@ class LaneWriter:
                     used.append((arr, name))
                     return ("npy", name)
             name = f"{self.path.stem}.{uuid.uuid4().hex[:12]}.npy"
-            with open(self.path.parent / name, "wb") as f:
-                np.save(f, obj, allow_pickle=False)
-            used.append((obj.copy(), name))
+            new.append((obj.copy(), name))
+            used.append(new[-1])
             return ("npy", name)
 
         buf = io.BytesIO()
         pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.persistent_id = persistent_id  # type: ignore[method-assign]
         pickler.dump(_payload(ck))
-        _write(self.path, buf.getbuffer(), mkdir=False)
         kept = {name for _, name in used}
-        for _, name in self._side:
-            if name not in kept:
-                (self.path.parent / name).unlink(missing_ok=True)
+        stale = [name for _, name in self._side if name not in kept]
         self._side = used
+        folder, path, blob = self.path.parent, self.path, buf.getbuffer()
+
+        def write() -> None:
+            for arr, name in new:
+                with open(folder / name, "wb") as f:
+                    np.save(f, arr, allow_pickle=False)
+            _write(path, blob, mkdir=False)
+            for name in stale:
+                (folder / name).unlink(missing_ok=True)
+
+        return write
 
 
 def load_all(out: Path) -> dict[tuple[str, str], LaneCheckpoint]:

@@ -12,8 +12,10 @@ Every lane builds its own env and agent (one user each), sharing what is read-on
 sharing: the profiles and tasks, the user simulator, the feedback classifier and the model backends.
 Results are therefore identical whatever the number of lanes or workers.
 
-After each finished session the lane saves its checkpoint (:mod:`benchmarks.checkpoint`), then
-reports the row. A session that fails (an exception, or its time limit) is reported as a
+After each finished session the lane pickles its checkpoint (:mod:`benchmarks.checkpoint`) and hands
+it to the pool's writer thread, which writes it and only then lets the row be reported: the lane goes
+on with its next session instead of waiting on the disk, and a row is never reported before its
+checkpoint is written. A session that fails (an exception, or its time limit) is reported as a
 ``status="error"`` row with the reason, and its lane stops there: the agent's memory after a
 broken session is not trusted, and ``--resume`` retries the lane from its last checkpoint. A
 session wedged in code that never returns (no model call to stop it at) is given up after its time
@@ -139,6 +141,66 @@ def run_session(env: MultiSessionCollabEnv, agent: Agent, user_id: str, session:
     return row
 
 
+class _Writer:
+    """The pool's disk writer: one thread running the checkpoint writes lanes hand it, in order.
+
+    Each job is a write (or None) and the events to report once it is done; the lanes collect the
+    finished jobs' events (:meth:`take`, :meth:`drain`) and report them on their own threads. A write
+    that fails turns its row into an error row, and the lane's later jobs are dropped (the lane stops:
+    see :meth:`failed`)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[tuple[str, str], Callable[[], None] | None, list[tuple[str, Any]]]] = \
+            queue.SimpleQueue()
+        self._cv = threading.Condition()
+        self._done: list[tuple[str, Any]] = []
+        self._pending = 0
+        self._failed: set[tuple[str, str]] = set()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, key: tuple[str, str], write: Callable[[], None] | None, events: list[tuple[str, Any]]) -> None:
+        with self._cv:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="msc-checkpoints", daemon=True)
+                self._thread.start()
+        self._jobs.put((key, write, events))
+
+    def failed(self, key: tuple[str, str]) -> bool:
+        with self._cv:
+            return key in self._failed
+
+    def _loop(self) -> None:
+        while True:
+            key, write, events = self._jobs.get()
+            if key in self._failed:
+                events = []
+            elif write is not None:
+                try:
+                    write()
+                except Exception as e:  # noqa: BLE001 - the session is reported failed, its lane stops
+                    logger.exception("checkpoint of lane %s/%s could not be written", *key)
+                    self._failed.add(key)
+                    events = [(kind, {**row, "status": "error", "error": f"CheckpointError: {type(e).__name__}: {e}"})
+                              for kind, row in events]
+            with self._cv:
+                self._done.extend(events)
+                self._pending -= 1
+                self._cv.notify_all()
+
+    def take(self) -> list[tuple[str, Any]]:
+        """The events of the jobs finished so far (each returned once)."""
+        with self._cv:
+            out, self._done = self._done, []
+        return out
+
+    def drain(self) -> list[tuple[str, Any]]:
+        """Wait until every job handed in so far is done; returns the events not taken yet."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._pending == 0)
+        return self.take()
+
+
 class LanePool:
     """Runs lanes on up to ``threads`` threads of this process (see module docstring).
 
@@ -168,6 +230,7 @@ class LanePool:
         self._abandoned: set[tuple[str, str]] = set()
         self._serials = 0
         self._emit: Callable[[str, Any], None] = lambda kind, payload: self._events.put((kind, payload))
+        self._writer = _Writer()
 
     # ---- lane threads ------------------------------------------------------------------------------
     def _run_lane(self, lane: Lane, serial: int) -> None:
@@ -195,14 +258,21 @@ class LanePool:
                         b.flush()
             with self._lock:  # a wedged lane given up by the watchdog must not write anything more
                 self._running.pop(serial, None)
-                if key in self._abandoned or self.stop.is_set():
+                if key in self._abandoned or self.stop.is_set() or self._writer.failed(key):
                     return
+                write = None
                 if row["status"] == "ok":
                     rows.append(row)
-                    writer.save(LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(), env.snapshot()))
-            self._emit("row", row)
+                    write = writer.prepare(LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(),
+                                                          env.snapshot()))
+                self._writer.submit(key, write, [("row", row)])
+            self._report(self._writer.take())
             if row["status"] != "ok":
                 return  # the lane stops at its first failed session (see module docstring)
+
+    def _report(self, events: list[tuple[str, Any]]) -> None:
+        for kind, payload in events:
+            self._emit(kind, payload)
 
     def _thread(self, serial: int, next_lane: Callable[[], Lane | None]) -> None:
         try:
@@ -218,10 +288,12 @@ class LanePool:
                 except Exception as e:  # noqa: BLE001 - the lane could not be built or restored
                     logger.exception("lane %s/%s failed outside a session", lane.method, lane.user_id)
                     s = lane.resume_from.sessions_done if lane.resume_from else 0
+                    self._report(self._writer.drain())
                     self._emit("row", {"method": lane.method, "user_id": lane.user_id, "session": s,
                                               "status": "error", "error": f"{type(e).__name__}: {e}",
                                               "traceback": traceback.format_exc(limit=5), "seconds": 0.0})
         finally:
+            self._report(self._writer.drain())
             self._emit("done", serial)
 
     def _start_thread(self, next_lane: Callable[[], Lane | None]) -> int:
@@ -307,5 +379,6 @@ class LanePool:
     def _halt(self) -> None:
         """Stop the lanes; once this returns no lane thread writes a checkpoint or reports a row."""
         self.stop.set()
-        with self._lock:  # waits for a checkpoint being written
+        with self._lock:  # waits for a checkpoint being handed to the writer
             pass
+        self._writer.drain()  # and for the writes handed in

@@ -41,7 +41,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     out, log = tmp_path / "r", tmp_path / "starts.log"
     cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--methods", ",".join(METHODS), "--profiles", "complex",
            "--users", str(users), "--sessions", str(sessions), "--workers", "2", "--lanes", "2", "--out", str(out),
-           "--resume", "--no-progress", "--no-report"]
+           "--resume", "--no-progress", "--no-report",
+           "--allow-code-change"]  # (a commit made while the test runs is not what it tests)
     env = {**os.environ, "MSC_TEST_START_LOG": str(log)}
     rng = random.Random(20261129)
     kills: list[tuple[set, int]] = []  # (sessions finished when killed, start-log lines then)
