@@ -597,7 +597,8 @@ def sweep(cfg: SweepConfig) -> dict[str, Any]:
         rerun = methods if cfg.rerun_all else u.methods(methods)
         for f in FACTORS:
             changes, note = u.moved(f)
-            jobs.append((f"{u.name}{'-' if f < 1 else '+'}50", u.name, f, changes, note, rerun))
+            same = all(changes[r.name] == r.value for r in u.rows)  # clipped or rounded back: the base run stands
+            jobs.append((f"{u.name}{'-' if f < 1 else '+'}50", u.name, f, changes, note, [] if same else rerun))
     bar = Progress(sum(len(j[5]) for j in jobs) * cfg.users * cfg.sessions, "sensitivity", "session",
                    enabled=cfg.progress)
     t0 = time.perf_counter()
@@ -609,8 +610,10 @@ def sweep(cfg: SweepConfig) -> dict[str, Any]:
     base_rows: list[dict[str, Any]] = []
     try:
         for run_name, unit, factor, changes, note, rerun in jobs:
-            kw = {**base_kw, "methods": rerun, **run_overrides(changes, profiles=cfg.profiles, workdir=workdir)}
-            got = run(RunConfig(**kw, out=str(Path(cfg.out) / "runs" / run_name)), on_row=lambda _r: bar.update())
+            got = []
+            if rerun:
+                kw = {**base_kw, "methods": rerun, **run_overrides(changes, profiles=cfg.profiles, workdir=workdir)}
+                got = run(RunConfig(**kw, out=str(Path(cfg.out) / "runs" / run_name)), on_row=lambda _r: bar.update())
             bad = sum(1 for r in got if r.get("status") != "ok")
             if bad:
                 failed[run_name] = bad
@@ -683,8 +686,9 @@ def markdown(report: Mapping[str, Any]) -> str:
             v = next(iter(vals.values())) if len(vals) == 1 else f"{len(vals)} values x{m['factor']:g}"
             cells.append(f"{v:g}" + (f" ({m['note']})" if m["note"] else "") if isinstance(v, (int, float))
                          else v + (f" ({m['note']})" if m["note"] else ""))
-        rerun = unit_moves[0]["methods_rerun"]
-        cells.append("all" if rerun == report["methods"] else ", ".join(rerun))
+        reruns = ["all" if m["methods_rerun"] == report["methods"] else ", ".join(m["methods_rerun"])
+                  or "none (no change)" for m in unit_moves]
+        cells.append(" / ".join(reruns) if len(set(reruns)) > 1 else reruns[0])
         lines.append(f"| {u} | " + " | ".join(cells) + " |")
     lines += ["", "## Conclusions x parameters", "",
               "Each cell: holds at -50 % / the defaults / +50 % (yes, NO, - = not evaluated).", ""]

@@ -281,3 +281,15 @@ def test_profile_and_recogniser_hooks(tmp_path) -> None:
     kw = S.run_overrides({"PreferenceRecognizer.min_words": 2})
     b = make_backend(kw["agent_model"])
     assert b.recognizer.min_words == 2 and make_backend("scripted").recognizer.min_words == 4
+
+
+def test_a_move_clipped_back_to_the_default_reuses_the_base_run(tmp_path) -> None:
+    """notice_prob is 1.0: x1.5 clips to 1.0, so that move is the base run, not run again."""
+    report = S.sweep(S.SweepConfig(users=2, sessions=2, methods="vanilla,all_memory,oracle",
+                                   params="DEFAULT_TRAITS.notice_prob", workers=1, out=str(tmp_path), progress=False))
+    up = next(m for m in report["moves"] if m["factor"] == 1.5)
+    assert up["values"] == {"DEFAULT_TRAITS.notice_prob": 1.0} and up["methods_rerun"] == []
+    assert report["summaries"][up["run"]] == report["summaries"]["base"]
+    assert not (tmp_path / "runs" / up["run"]).exists()
+    down = next(m for m in report["moves"] if m["factor"] == 0.5)
+    assert down["methods_rerun"] == ["vanilla", "all_memory", "oracle"]
