@@ -124,7 +124,8 @@ SUMMARY = {
     "reflection": _share(0.53, 0.47, 0.59, 5.38, 0.558, 0.518, 0.598),
     "all_memory": _share(0.90, 0.84, 0.95, 3.90, 0.615, 0.575, 0.653),
     "rag": _share(0.41, 0.35, 0.46, 5.96, 0.54, 0.50, 0.579),
-    "rag_vector": _share(0.39, 0.35, 0.44, 6.07, 0.542, 0.502, 0.581),
+    "rag_vector": {**_share(0.39, 0.35, 0.44, 6.07, 0.542, 0.502, 0.581), "vs_rag_effort_diff": 0.112,
+                   "vs_rag_effort_p": 0.3129},
     "oracle": {"user_effort": 2.23, "user_effort_lo": 2.0, "user_effort_hi": 2.5, "task_success": 0.70,
                "task_success_lo": 0.66, "task_success_hi": 0.73},
 }
@@ -134,7 +135,8 @@ def test_predicates_on_a_hand_made_summary() -> None:
     assert evaluate(SUMMARY) == {
         "memory_lt_vanilla": True, "oracle_lowest": True, "all_memory_largest": True,
         "reflection_gt_contextual": True, "reflection_tied_contextual": True, "contextual_gt_rag": True,
-        "rag_tied_rag_vector": True, "memory_success_gt_vanilla": True, "all_memory_best_success": True,
+        "rag_tied_rag_vector": True, "rag_vector_not_better": True, "memory_success_gt_vanilla": True,
+        "all_memory_best_success": True,
     }
 
 
@@ -142,13 +144,15 @@ def test_predicates_turn_when_the_summary_does() -> None:
     s = json.loads(json.dumps(SUMMARY))
     s["rag"].update(share=-0.02, share_lo=-0.10, share_hi=0.05)  # rag no better than vanilla
     s["reflection"].update(share=0.86, share_lo=0.80, share_hi=0.92)  # overlaps all_memory, far above contextual
-    s["rag_vector"].update(task_success=0.70, task_success_lo=0.39, task_success_hi=0.75)
+    s["rag_vector"].update(task_success=0.70, task_success_lo=0.39, task_success_hi=0.75,
+                           vs_rag_effort_diff=-0.3, vs_rag_effort_p=0.01)
     s["oracle"]["user_effort"] = 4.0  # above all_memory's 3.90
     got = evaluate(s)
     assert got == {
         "memory_lt_vanilla": False, "oracle_lowest": False, "all_memory_largest": False,
         "reflection_gt_contextual": True, "reflection_tied_contextual": False, "contextual_gt_rag": True,
-        "rag_tied_rag_vector": False, "memory_success_gt_vanilla": False, "all_memory_best_success": False,
+        "rag_tied_rag_vector": False, "rag_vector_not_better": False, "memory_success_gt_vanilla": False,
+        "all_memory_best_success": False,
     }
 
 
@@ -293,3 +297,14 @@ def test_a_move_clipped_back_to_the_default_reuses_the_base_run(tmp_path) -> Non
     assert not (tmp_path / "runs" / up["run"]).exists()
     down = next(m for m in report["moves"] if m["factor"] == 0.5)
     assert down["methods_rerun"] == ["vanilla", "all_memory", "oracle"]
+
+
+def test_rag_vector_beats_rag_only_with_a_significant_lower_effort() -> None:
+    def verdict_for(diff: float, p: float) -> bool | None:
+        s = json.loads(json.dumps(SUMMARY))
+        s["rag_vector"].update(vs_rag_effort_diff=diff, vs_rag_effort_p=p)
+        return evaluate(s)["rag_vector_not_better"]
+
+    assert verdict_for(-0.3, 0.2) is True  # lower, but not told apart
+    assert verdict_for(+0.3, 0.01) is True  # significantly higher effort: still does not beat rag
+    assert verdict_for(-0.3, 0.01) is False
