@@ -227,31 +227,46 @@ def _whole_phrase_re(phrase: str) -> re.Pattern[str]:
 class PhraseSet:
     """A lexicon of phrases matched as whole words, case-insensitively, compiled once into one regex.
 
-    A phrase may contain regex classes written as ``{name}`` keys of ``slots`` (e.g. a noun group);
-    plain spaces match any run of whitespace, and a straight apostrophe also matches a typographic one.
-    ``phrases`` keeps the phrases as written, so a test can enumerate a detector's vocabulary.
+    A phrase may hold slots written ``{name}``: a slot given as a tuple of words matches any of them
+    (``{it}`` -> "it", "this", "that"), a slot given as a string is a regex (a number). Plain spaces
+    match any run of whitespace; a straight apostrophe also matches a typographic one. ``phrases``
+    keeps the phrases as written and :meth:`expansions` lists every wording a phrase stands for, so a
+    test can enumerate a detector's vocabulary.
     """
 
-    def __init__(self, phrases: Iterable[str], slots: dict[str, str] | None = None):
+    def __init__(self, phrases: Iterable[str], slots: dict[str, tuple[str, ...] | str] | None = None):
         self.phrases: tuple[str, ...] = tuple(dict.fromkeys(phrases))
+        self.slots = dict(slots or {})
         alts = []
         for p in sorted(self.phrases, key=len, reverse=True):
             pat = re.escape(p.lower()).replace(r"\ ", r"\s+").replace("'", "['\u2019]")
-            for name, rx in (slots or {}).items():
+            for name, slot in self.slots.items():
+                rx = slot if isinstance(slot, str) else "|".join(
+                    re.escape(w).replace(r"\ ", r"\s+").replace("'", "['\u2019]") for w in slot)
                 pat = pat.replace(re.escape("{" + name + "}"), f"(?:{rx})")
             alts.append(pat)
-        self.pattern = re.compile(r"(?<![\w'\u2019])(?:" + "|".join(alts) + r")(?![\w'\u2019])", re.IGNORECASE)
+        # a word joined by a hyphen or an apostrophe is part of another word ("follow" in "follow-up")
+        self.pattern = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(alts) + r")(?![\w'\u2019-])", re.IGNORECASE)
 
     def search(self, text: str) -> re.Match[str] | None:
         """The first whole-phrase match in ``text``, or None."""
         return self.pattern.search(text)
 
-    def findall(self, text: str) -> list[str]:
-        """Every non-overlapping whole-phrase match in ``text``."""
-        return [m.group(0) for m in self.pattern.finditer(text)]
-
     def __contains__(self, text: str) -> bool:
         return self.pattern.search(text) is not None
+
+    def expansions(self) -> list[str]:
+        """Every wording the phrases stand for: word slots filled in every way, a regex slot left as
+        ``{name}`` (it stands for no fixed words)."""
+        out: list[str] = []
+        for p in self.phrases:
+            forms = [p]
+            for name, slot in self.slots.items():
+                key = "{" + name + "}"
+                while not isinstance(slot, str) and any(key in f for f in forms):
+                    forms = [g for f in forms for g in ([f.replace(key, w, 1) for w in slot] if key in f else [f])]
+            out.extend(forms)
+        return list(dict.fromkeys(out))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,17 +313,24 @@ TASK_KIND_WORDS: dict[str, tuple[str, ...]] = {
 }
 #: conversational situation -> words that name it
 SITUATION_WORDS: dict[str, tuple[str, ...]] = {
-    "final_answer": ("giving an answer", "give an answer", "when you answer", "final answer", "provide an answer",
-                     "provides an answer", "give me an answer"),
+    "final_answer": ("final answer", "answer"),
     "explanation": ("explaining", "explain", "explanation"),
     "multi_step": ("multi-step", "several steps", "multistep"),
     "code": ("writing code", "write code"),
-    "error_correction": ("point out a mistake", "mistake", "correct you", "wrong"),
+    "error_correction": ("mistake", "correct you", "wrong", "error"),
     "winding_down": ("wrapping up", "winding down", "wrap up", "end of the conversation"),
 }
 #: words that open a condition clause ("for math problems, ...", "when you explain, ...")
-CONDITION_OPENERS: tuple[str, ...] = ("for", "when", "whenever", "on", "in", "after", "if", "with", "during", "once")
-CONDITION_LEAD = re.compile(r"^\s*(?:" + "|".join(CONDITION_OPENERS) + r")\b", re.IGNORECASE)
+CONDITION_OPENERS: tuple[str, ...] = ("for", "when", "whenever", "on", "in", "after", "if", "during", "once")
+_CONDITION_WORDS = sorted({w for ws in (*TASK_KIND_WORDS.values(), *SITUATION_WORDS.values()) for w in ws}, key=len,
+                          reverse=True)
+#: a condition anywhere in a clause: a condition word shortly before a word naming a kind of task or a situation
+CONDITION_ANYWHERE = re.compile(r"\b(?:" + "|".join(CONDITION_OPENERS) + r")\s+(?:[\w'-]+\s+){0,3}?(?:"
+                                + "|".join(map(re.escape, _CONDITION_WORDS)) + r")\b", re.IGNORECASE)
+#: a condition closing a sentence: "... for math problems and logic puzzles." (the shortest such ending)
+CONDITION_TAIL = re.compile(r"^(.+),?\s+((?:" + "|".join(CONDITION_OPENERS) + r")\s+(?:[\w'-]+\s+){0,4}?(?:"
+                            + "|".join(map(re.escape, _CONDITION_WORDS)) + r")[\w-]*(?:\s+[\w'-]+){0,3}?"
+                            r"(?:,?\s+(?:and|or|for|&)\s+[\w' -]+?)*)\s*[.!?]*$", re.IGNORECASE)
 
 # --------------------------------------------------------------------------------------------------
 # requests: imperative verbs and the frames people wrap a wish in
@@ -329,14 +351,41 @@ IMPERATIVE_VERBS: tuple[str, ...] = (
 )
 IMPERATIVE_RE = re.compile(r"^(?:" + "|".join(sorted(map(re.escape, IMPERATIVE_VERBS), key=len, reverse=True))
                            + r")\b", re.IGNORECASE)
+#: a condition before the wish: "for math problems, ...", or without a comma up to an imperative verb
+CONDITION_CLAUSE = re.compile(r"^(?:" + "|".join(CONDITION_OPENERS) + r")\b(?:[^,:;]{2,80}[,:;]\s*|"
+                              r"(?:\s+[\w'-]+){1,6}?\s+(?=" + IMPERATIVE_RE.pattern[1:] + r"))", re.IGNORECASE)
+
+#: words and lead-ins that open a sentence without carrying its meaning ("Hmm,", "Also,", "As a teacher,",
+#: a short label before a colon such as "Quick question:")
+DISCOURSE_OPENER = re.compile(r"^(?:(?:hmm+|hm+|um+|uh+|ah+|oh|wait|well|so|ok|okay|alright|and|also|but|plus|again|"
+                              r"actually|honestly|look|listen|ugh|sorry|btw|fyi|ps|just|you know|i mean|as an? [\w -]{2,30}?,|"
+                              r"(?!(?:" + "|".join(CONDITION_OPENERS) + r")\b)(?:[\w'-]+ ){0,2}[\w'-]+:)(?![\w'])[\s,.:;!-]*)+", re.IGNORECASE)
+
+
+def strip_openers(text: str) -> str:
+    """``text`` without its leading :data:`DISCOURSE_OPENER` words."""
+    return DISCOURSE_OPENER.sub("", text).strip()
+
+
+#: the frame around a wish, to strip from its action: "could you (please)", "I'd like you to", "make sure to"
+REQUEST_FRAME = re.compile(
+    r"^(?:(?:could|can|would|will)\s+(?:you|we)(?:\s+please)?|please|pls|i['\u2019]?d\s+(?:like|love|prefer|rather|"
+    r"appreciate)(?:\s+(?:it\s+)?if\s+you|\s+you\s+to|\s+to)?|i\s+(?:would\s+)?(?:like|prefer|want|need)"
+    r"(?:\s+(?:it\s+)?if\s+you|\s+you\s+to|\s+to)?|make\s+sure\s+(?:to|you)|be\s+sure\s+to|remember\s+to|"
+    r"you\s+(?:should|need\s+to|must|have\s+to)|next\s+time,?|from\s+now\s+on,?|going\s+forward,?)\s+",
+    re.IGNORECASE)
+#: courtesy words and asides that close a wish without changing it (", please", "if you can", "thanks")
+TRAILER = re.compile(r"(?:,?\s*(?:please|pls|thanks|thank you|if you can|if possible|if you don['\u2019]t mind|"
+                     r"next time|from now on|going forward))+\s*[.!?]*$", re.IGNORECASE)
 
 # --------------------------------------------------------------------------------------------------
 # negation, on word boundaries ("no" inside "know" or "another" is not a negation)
 
 NEGATION_WORDS: tuple[str, ...] = ("not", "no", "never", "none", "nothing", "nope", "nah", "neither", "nor",
                                    "without", "cannot")
-NEGATION_RE = re.compile(r"(?<![\w'\u2019])(?:" + "|".join(NEGATION_WORDS) + r")(?![\w'\u2019])|n['\u2019]t\b",
-                         re.IGNORECASE)
+# ("never mind" dismisses, it does not negate)
+NEGATION_RE = re.compile(r"(?<![\w'\u2019])(?:" + "|".join(NEGATION_WORDS) + r")(?![\w'\u2019])(?<!never(?=\s+mind))|"
+                         r"n['\u2019]t\b", re.IGNORECASE)
 
 
 def has_negation(text: str) -> bool:

@@ -1,8 +1,9 @@
 """Extractors: turn a user's message into preference cards.
 
-- :class:`RuleExtractor` (default, no model): finds sentences that ask for a way of replying ("I
-  prefer...", "please don't...", "always...", "could you use bullet points?", "for math problems,
-  show every step") and splits each into a condition and an action.
+- :class:`RuleExtractor` (default, no model): finds the clauses that ask for a way of replying (read
+  by the feedback classifier's clause reading: "I prefer...", "please don't...", "could you use bullet
+  points?", "for math problems, show every step") and splits each into a condition and an action with
+  the shared language facts (:mod:`personalization_env.language`), not with the simulator's wording.
 - :class:`LLMExtractor`: asks any chat backend for JSON (``purpose="extract"``), validates it against
   the schema, retries once with a repair prompt on malformed output, and counts failures.
 """
@@ -17,7 +18,9 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from agents.memory.cards import Card
-from personalization_env.feedback import KeywordClassifier
+from personalization_env.feedback.classifiers import clause_kind, clauses
+from personalization_env.language import (CONDITION_CLAUSE, CONDITION_TAIL, REQUEST_FRAME, TRAILER, PhraseSet,
+                                          strip_openers)
 from personalization_env.llm import ChatBackend, ChatRequest, make_backend
 from personalization_env.naming import did_you_mean
 from personalization_env.types import Message
@@ -38,47 +41,11 @@ class Extractor(abc.ABC):
         return [self.extract(m, session=s, turn=t) for m, s, t in zip(messages, sessions, turns)]
 
 
-_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|\s+(?:Also|And|Plus|One more thing)[,:]\s+")
-_CUE = re.compile(
-    r"\b(please|could you|can you|would you|i'd prefer|i prefer|i'd like|i would like|i want|i'd rather|"
-    r"i would rather|i like|i find|i'd appreciate|next time|from now on|always|never|don't|do not|no need|"
-    r"stop|avoid|without|skip|keep|make sure|instead|rather than|would help|helps me|matters to me|"
-    r"works best|easier for me|less|more|shorter|longer|too long|too short|no more|let's|need|needs|"
-    r"should|goes in|go in|would be nice|i'd love|i need)\b",
-    re.IGNORECASE,
-)
-_IMPERATIVE = re.compile(
-    r"^(tell|give|show|write|use|put|keep|add|include|start|begin|end|finish|list|label|bold|summari[sz]e|"
-    r"verify|state|explain|break|number|highlight|mention|set|offer|avoid|skip|drop|cut|answer|define|check|"
-    r"lead|open|close|lay|walk|stick|be|try|make|name|format|structure|wrap|spell|point|cover|get|respond|"
-    r"reply|no|less|more|don't|do not|never|always|introduce|annotate|include|note|double|mark|acknowledge|"
-    r"apologi[sz]e|re-derive|rederive|redo|split|comment|type|box|plug|eliminate|rule|round|quote|cite)\b",
-    re.IGNORECASE,
-)
-_OPENERS = re.compile(
-    r"^(?:(?:hmm|wait|ok|okay|also|and|plus|again|one (?:more )?thing|quick (?:request|note)|before we go on|"
-    r"just so you know|as (?:a|an) [a-z -]+?|for context|so|oh|btw|by the way|one more thing)[.,:!]?\s+)+",
-    re.IGNORECASE,
-)
-_REQUEST = re.compile(
-    r"^(?:(?:could|can|would|will) you(?: please)?|please|i'd (?:like|prefer|rather)(?: (?:it )?if you| you to| to)?|"
-    r"i (?:would )?(?:like|prefer|want)(?: (?:it )?if you| you to| to)?|i'd appreciate (?:it )?if you|"
-    r"make sure (?:to|you)|remember to|next time,?|from now on,?)\s+",
-    re.IGNORECASE,
-)
-_TRAILERS = re.compile(
-    r"(?:,?\s*(?:please|thanks|thank you|next time|from now on|if you can|if possible))+\s*[.!?]*$|"
-    r"\s*(?:it really matters to me|that would help a lot|that would help|i'd appreciate it)[.!]*$",
-    re.IGNORECASE,
-)
-_COND_LEAD = re.compile(
-    r"^((?:for|when|on|after|whenever|if)\s+[^,:]{3,150}?)\s*[,:]\s+(.+)$", re.IGNORECASE)
-_COND_TAIL = re.compile(
-    r"^(.+?)\s+((?:for|when|on|after)\s+(?:math problems|logic puzzles|multiple-choice questions|coding questions|"
-    r"writing tasks|giving an answer|explaining something|multi-step problems|writing code|wrapping up|"
-    r"i point out a mistake)(?:\s+(?:and|for)\s+[a-z -]+?)*)\s*[.!?]*$",
-    re.IGNORECASE,
-)
+#: the extractor's own vocabulary beyond the shared language facts: words that make a wish explicit
+_EXPLICIT = PhraseSet(("prefer", "like", "want", "rather", "always", "never", "please"))
+#: every lexicon the rule extractor uses (a test checks none copies the simulator's wording); it finds wishes
+#: with the feedback classifier's clause reading (personalization_env.feedback.classifiers.LEXICON)
+LEXICON: dict[str, PhraseSet] = {"explicit": _EXPLICIT}
 
 
 class RuleExtractor(Extractor):
@@ -94,7 +61,8 @@ class RuleExtractor(Extractor):
         self.min_words = min_words
 
     def sentences(self, message: str) -> list[str]:
-        return [s.strip() for s in _SPLIT.split(message) if s and s.strip()]
+        """The clauses of ``message`` a wish can stand in (sentences, cut again at semicolons and dashes)."""
+        return clauses(message)
 
     def extract(self, message: str, *, session: int = 0, turn: int = 0) -> list[Card]:
         out: list[Card] = []
@@ -106,34 +74,33 @@ class RuleExtractor(Extractor):
         return out
 
 
-_FEEDBACK = KeywordClassifier()  # stateless
-
-
 @lru_cache(maxsize=1 << 14)
 def _stated_preference(sent: str, min_words: int) -> tuple[str, str, float] | None:
-    """The (condition, action, confidence) one sentence asks for, or None (cached: users restate their
-    preferences in a few phrasings each)."""
-    core = _OPENERS.sub("", sent).strip()
-    # corrections, confusion, praise and progress are feedback, not preferences
-    if not core or _FEEDBACK.classify(core) not in ("neg_constraint_restate", "neutral"):
+    """The (condition, action, confidence) one clause asks for, or None (cached: users restate their
+    preferences in a few phrasings each).
+
+    A clause states a wish when the feedback classifier reads it as a restatement (a request, a
+    preference, a prohibition, a reminder or a condition around a style word); its condition is a
+    leading or closing condition clause (:data:`~personalization_env.language.CONDITION_CLAUSE`,
+    :data:`~personalization_env.language.CONDITION_TAIL`), its action the rest without openers,
+    request frame and courtesy trailer."""
+    if clause_kind(sent) != "neg_constraint_restate":
         return None
+    core = strip_openers(sent)
     cond = "always"
-    m = _COND_LEAD.match(core)
-    if m:
-        cond, core = m.group(1), m.group(2)
-        core = _OPENERS.sub("", core).strip()
-    if not (_CUE.search(core) or _IMPERATIVE.match(_REQUEST.sub("", core))):
-        return None
+    m = CONDITION_CLAUSE.match(core)
+    if m and len(core) > m.end():
+        cond, core = core[:m.end()].rstrip(" ,:;"), strip_openers(core[m.end():])
+    core = TRAILER.sub("", core).strip()
     if cond == "always":
-        t = _COND_TAIL.match(core)
-        if t:
+        t = CONDITION_TAIL.match(core)
+        if t and len(t.group(1).split()) >= min_words:
             core, cond = t.group(1), t.group(2)
-    action = _TRAILERS.sub("", _REQUEST.sub("", core)).strip().rstrip("?.!,;: ")
+    action = TRAILER.sub("", REQUEST_FRAME.sub("", core)).strip().rstrip("?.!,;: ")
     if len(action.split()) < min_words or len(action) > 300:
         return None
-    explicit = bool(re.search(r"\b(prefer|like|want|rather|always|never|please)\b", sent, re.I))
-    return (cond.strip().lower() if cond != "always" else "always", action[:1].upper() + action[1:],
-            0.9 if explicit else 0.7)
+    confidence = 0.9 if _EXPLICIT.search(sent) else 0.7
+    return (cond.strip().lower() if cond != "always" else "always", action[:1].upper() + action[1:], confidence)
 
 
 EXTRACT_SYSTEM = (

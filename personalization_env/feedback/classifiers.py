@@ -1,19 +1,27 @@
 """Classifiers that turn a user's message into a feedback label.
 
 - ``oracle``: the simulator's own (true) label, passed in by the env.
-- ``keyword``: a whole-word lexical heuristic that also recognises preference restatements
-  ("could you use bullet points", "please keep it short", "no need for ..."). The published VARS
-  heuristic matched phrases as substrings, so "no" fired inside "know" or "another"; this one does not.
+- ``keyword``: a whole-word lexical heuristic built from general patterns of how people write
+  feedback: corrections stated as facts (a wrong value, "that crashes", "you mixed up X and Y",
+  "X, not Y"), confusion asked as a question ("wait, why ...?"), praise without stock words ("that did
+  it"), follow-up questions that show progress ("ok, and how would I ...?"), topic shifts, and wishes
+  about the reply's form (requests, reminders, conditions around a style word). Its vocabulary is
+  :data:`LEXICON`; none of it is copied from the simulator's wording (tests/test_language.py). The
+  published VARS heuristic matched phrases as substrings, so "no" fired inside "know"; this one does not.
 
-Accuracy against the rule simulator's true labels is measured by ``benchmarks/feedback_accuracy.py``.
+Accuracy against the rule simulator's true labels (an upper bound) and on hand-written messages is
+measured by ``benchmarks/feedback_accuracy.py``.
 """
 
 from __future__ import annotations
 
 import abc
 import re
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
+from personalization_env.language import (CONDITION_ANYWHERE, CONDITION_CLAUSE, IMPERATIVE_RE, REQUEST_FRAME, PhraseSet,
+                                          has_negation, split_sentences, strip_openers)
 from personalization_env.naming import did_you_mean
 
 
@@ -43,133 +51,315 @@ class OracleClassifier(FeedbackClassifier):
         return str(context["oracle_label"])
 
 
-_WORDS = re.compile(r"[a-z]+")
+# --------------------------------------------------------------------------------------------------
+# The keyword classifier's vocabulary: how people in general write each kind of feedback. Word slots
+# ({it}, {be} ...) stand for any of their words; every lexicon is listed in LEXICON.
+
+_SLOTS: dict[str, tuple[str, ...] | str] = {
+    "it": ("it", "that", "this", "the answer", "your answer", "the result", "the final answer", "the number",
+           "the math", "the code", "the function", "the output", "the total", "the value", "step 2", "the last step",
+           "that step", "this step", "that part", "the sum", "the calculation", "the logic", "your math"),
+    "its": ("it's", "that's", "this is", "it is", "that is", "thats", "its", "that was", "it was", "this was"),
+    "be": ("is", "was", "looks", "seems", "sounds"),
+    "num": r"-?\$?\d[\d,./]*%?|\(?[a-e]\)",
+    "dont": ("don't", "do not", "dont", "didn't", "did not", "can't", "cannot", "still don't"),
+    "you": ("you", "u", "you've", "you have", "you're", "you are"),
+}
+
+# A statement that the previous answer is wrong: a verdict, a wrong value, a failure, a mix-up, a
+# contradiction, doubt or a request to check. Bare "wrong"/"mistake" also occur in style requests
+# ("tell me why the other options are wrong"), so cues inside a request are not counted (see below).
+_CORRECTION = PhraseSet((
+    "wrong", "incorrect", "not correct", "not right", "isn't right", "ain't right", "inaccurate", "mistaken",
+    "{its} false", "not true", "a mistake", "a typo", "an error", "a bug", "an off-by-one", "off by one", "off by",
+    "miscalculated", "miscalculation", "miscounted", "misread", "misunderstood the question", "mixed up",
+    "mix up", "mixed-up", "mixing up", "swapped", "backwards", "the other way around", "flipped", "doesn't match", "does not match", "don't match", "doesn't check out",
+    "doesn't work", "does not work", "didn't work", "not working", "won't work", "crashes", "crashed", "crashing",
+    "throws", "threw", "raises", "traceback", "exception", "segfault", "infinite loop", "syntax error",
+    "type error", "fails", "failed", "failing", "broken", "contradicts", "contradiction", "contradictory",
+    "inconsistent", "you said earlier", "earlier you said", "before you said", "you just said", "you said it was",
+    "should be", "should have been", "should've been", "shouldn't be", "is actually", "{its} actually",
+    "actually {its}", "{be} actually", "the answer is actually", "you sure", "is that right",
+    "is that correct", "is this right", "is this correct", "double-check", "double check", "recheck", "re-check",
+    "check again", "check that again", "check your", "can't be right", "cannot be right", "can't be", "cannot be",
+    "can't possibly", "that's not it", "that's not what", "not what i got", "i got {num}", "i get {num}", "i'm getting",
+    "i am getting", "i keep getting", "i calculated", "i checked", "my calculator", "a calculator", "my textbook",
+    "the textbook", "the book says", "answer key", "the key says", "my teacher says", "nope", "nah", "not quite",
+    "you made a", "you forgot", "you missed", "you dropped", "you skipped a", "you confused", "you misread",
+    "you misunderstood", "you mixed", "you swapped", "you used the wrong", "wrong formula", "wrong sign",
+    "wrong answer", "wrong value", "wrong number", "higher than", "lower than", "bigger than", "smaller than",
+    "more than", "less than", "exceed", "exceeds", "negative", "impossible", "makes no sense for", "not possible",
+    "{num}, not {num}", "{num} not {num}", "{num} instead of {num}", "not {num}", "isn't {num}", "wasn't {num}",
+    "it's {num}", "it is {num}", "equals {num}", "comes out to {num}", "comes to {num}", "gives {num}",
+    "i don't think so", "i doubt", "doubt that", "hmm, no", "no, {its}", "no that's", "no it's", "that's off",
+    "way off", "not even close", "you messed up", "messed up", "screwed up", "bugged", "buggy", "returns the wrong",
+    "returns none", "prints the wrong", "gives the wrong", "outputs the wrong", "the tests fail", "test fails",
+    "index out of range", "out of bounds", "undefined", "not defined", "is missing", "you left out", "error",
+    "errors", "you wrote", "you put", "you typed", "you said", "you have it as", "shouldn't it", "should it be",
+    "isn't it", "wouldn't it", "isn't that", "shouldn't that", "wasn't it", "doesn't it",
+), _SLOTS)
+# an error name ("TypeError"), or a flat "No," before a statement of fact
+_CORRECTION_RE = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b|^(?:no|nope|nah)\b[,.!]+\s+(?!thanks|thank|problem|worries|"
+                            r"need|rush|worry|that's (?:fine|ok|okay|good))", re.IGNORECASE)
+_CHECK_REQUEST = PhraseSet((
+    "check", "recheck", "re-check", "double-check", "double check", "verify it", "verify that", "verify this", "fix", "correct {it}",
+    "look again", "try again", "redo {it}", "recalculate", "recompute", "re-do", "go over", "re-examine",
+), _SLOTS)
+# Not understanding, said outright or asked as a question.
+_CONFUSION = PhraseSet((
+    "confused", "confusing", "lost", "lost me", "{dont} understand", "{dont} get it", "{dont} get why",
+    "{dont} get how", "{dont} get what", "{dont} get the", "{dont} get this", "{dont} get that", "{dont} follow",
+    "not following", "can't follow", "hard to follow", "unclear", "not clear", "isn't clear", "not sure what",
+    "not sure how", "not sure why", "no idea what", "no idea how", "no idea why", "you mean",
+    "what does that mean", "what does this mean", "what does it mean", "what's that mean", "what is meant",
+    "mean by", "means here", "meaning of", "huh", "come again", "say that again",
+    "how come", "where did", "where does", "where do", "how did you get", "how do you get", "how did you go from",
+    "how does that follow", "why did you", "why would", "why is that", "why does", "why do we", "why is it",
+    "wait, why", "but why", "why not", "doesn't make sense", "does not make sense", "makes no sense",
+    "make sense of", "which is it",
+    "which one", "what's the result", "what is the result", "so the answer is", "so is it", "what am i supposed",
+    "clarify", "rephrase", "in simpler terms", "in plain english",
+    "simpler", "eli5", "over my head", "too advanced", "i'm stuck on", "stuck on the", "still stuck", "lost track",
+    "went over my head", "i'm puzzled", "puzzled", "baffled", "scratching my head", "what happened to",
+    "explain {it} again", "explain what", "explain why", "explain how", "explain that",
+), _SLOTS)
+# Satisfaction: thanks, approval, a problem solved, understanding reached.
+_PRAISE = PhraseSet((
+    "thanks", "thank you", "thx", "ty", "tysm", "cheers", "appreciate it", "appreciated", "much appreciated",
+    "perfect", "great", "awesome", "excellent", "amazing", "fantastic", "brilliant", "wonderful", "superb",
+    "lovely", "nice", "cool", "sweet", "neat", "beautiful", "helpful", "helped", "that helps", "very clear",
+    "so clear", "crystal clear", "clear now", "clearer now", "much clearer", "much better", "love it", "love this",
+    "that did it", "that does it", "did the trick", "does the trick", "works now", "it works", "that works",
+    "that worked", "worked", "it runs", "runs now", "passes now", "fixed it", "that fixed", "solved it",
+    "spot on", "nailed it", "bingo", "exactly", "right on", "that's it", "that's the one", "that was it",
+    "i get it now", "now i get it", "i understand now", "now i understand", "now it makes sense",
+    "makes sense now", "makes total sense", "makes perfect sense", "it clicked", "clicked", "that's clear",
+    "good explanation", "great explanation", "good answer", "great answer", "well explained", "well done",
+    "good job", "great job", "you're the best", "lifesaver", "life saver", "this is what i needed",
+    "just what i needed", "exactly what i wanted", "exactly what i was looking for", "all good", "all set",
+    "that's all i needed", "compiles", "it passes", "tests pass", "all tests pass", "that answers it", "that answers my question", "matches what i got", "i got the same",
+    "same as mine", "matches my answer", "agrees with", "yay", "woohoo",
+), _SLOTS)
+# Going on: acknowledgement plus a wish to continue, or a follow-up question that builds on the answer.
+_PROGRESS = PhraseSet((
+    "go on", "go ahead", "keep going", "carry on", "proceed", "next step", "next part",
+    "what's next", "what next", "and then", "then what", "and after that", "what comes next", "move on",
+    "let's move on", "onward", "onwards", "more please", "what about", "what if", "how about", "and how",
+    "and what", "and if", "and why", "so how", "now how", "how would i", "how do i", "how would you", "how can i",
+    "can i also", "could i also", "would that also", "does that also", "does this also", "does that mean",
+    "so that means", "so then", "i see", "i follow", "following so far", "so far so good", "with you so far",
+    "got that", "got it so far", "with you",
+), _SLOTS)
+_SHORT_PROGRESS = PhraseSet(("next", "continue", "more", "and", "then", "and then", "go", "onward"), _SLOTS)
+_NEGATED_PRAISE = re.compile(r"(?:\bnot|n['\u2019]t|\bnever|\bhardly)\s+(?:\w+\s+)?(?:helpful|helped|great|good|"
+                             r"useful|perfect|clear|better)\b", re.IGNORECASE)
+_ACKNOWLEDGE = PhraseSet((
+    "yes", "yep", "yeah", "yup", "ok", "okay", "k", "sure", "alright", "all right", "right", "got it", "gotcha",
+    "understood", "makes sense", "fair enough", "fine", "noted", "mhm", "uh huh", "right, so",
+), _SLOTS)
+# Leaving the current problem for another subject.
+_TOPIC = PhraseSet((
+    "unrelated", "off topic", "off-topic", "different question", "another question", "new question",
+    "separate question", "side question", "random question", "something else", "something different",
+    "change of topic", "change the subject", "changing the subject", "switching gears", "switch gears",
+    "change gears", "on another note", "on a different note", "different topic", "new topic", "other topic",
+    "by the way", "btw", "while i have you", "while we're at it", "let's talk about",
+    "can we talk about", "forget that", "forget it", "forget about", "forget this", "scrap that", "instead, can",
+    "another problem", "different problem", "new problem", "next problem", "next question", "other question",
+    "totally different", "completely different", "switching topics", "switch topics", "on a side note",
+), _SLOTS)
+# Saying again what was asked before ...
+_RESTATED = PhraseSet((
+    "i said", "i asked", "i told you", "i mentioned", "i already", "i've said", "i have said", "i've asked",
+    "i've told you", "like i said", "as i said", "as i mentioned", "as i asked", "how many times", "we agreed",
+    "you agreed", "i thought we", "i specifically", "i explicitly", "i clearly",
+), _SLOTS)
+# ... or wanting a way of replying kept from now on.
+_RESTATE_MARKERS = PhraseSet((
+    "again", "once more", "one more time", "remember", "you keep", "keep forgetting", "still", "for the second time",
+    "for the third time", "next time", "from now on", "going forward", "in future", "in the future", "from here on",
+    "every time", "each time", "always", "never", "whenever", "any time", "anytime", "as usual", "like before",
+    "like last time",
+), _SLOTS)
+# Frames that wrap a wish about the reply: requests and preferences ...
+_REQUESTS = PhraseSet((
+    "please", "pls", "plz", "could you", "can you", "would you", "will you", "could we", "can we", "would it",
+    "i'd like", "i would like", "i'd love", "i'd prefer", "i prefer", "i'd rather", "i would rather",
+    "i'd appreciate", "i would appreciate", "i want", "i wanted", "i need", "i learn better",
+    "works better for me", "works best for me", "helps me", "would help", 
+    "would be great", "would be better", "would make", "it'd be", "make sure", "be sure to", "you should",
+    "you need to", "you must", "you have to",
+), _SLOTS)
+# ... and evaluations of the reply's form ("too long", "all the fluff", "three sentences tops").
+_EVALUATIONS = PhraseSet((
+    "too", "way too", "so much", "so many", "a lot", "lots of", "all the", "all these", "all this", "less", "more",
+    "instead", "rather than", "without", "i can't stand", "i hate", "i don't like", "i don't need",
+    "i don't want", "annoying", "unnecessary", "not needed", "not necessary", "not a fan", "hard to",
+    "tops", "max", "at most", "at least", "maximum", "minimum", "matters",
+    "important to me", "would be", "easier", "i care about", "keep", "ugh", "i like", "i find",
+), _SLOTS)
+# A clause that forbids something ("don't ...", "no need to ...", "stop ...").
+_PROHIBITION = re.compile(r"^(?:(?:please|pls|just|and|also|but)\s+)*(?:don['\u2019]?t|do\s+not|never(?!\s+mind)|no\s+need|"
+                          r"no\s+more|no\s+(?!problem|worries|worry|idea|clue|thanks|way|wonder|doubt|rush)(?=\w)|stop|quit|avoid|skip|enough\s+with|cut\s+(?:out|the)|lose\s+the|ditch)\b",
+                          re.IGNORECASE)
+# A correctness word that a negation turns into a verdict ("that doesn't look right", "not quite true").
+_VERDICT = PhraseSet(("right", "correct", "true", "accurate", "add up", "adds up", "match", "matches", "work",
+                      "works", "check out", "checks out", "possible", "plausible", "realistic"), _SLOTS)
+# An understanding verb that a negation turns into confusion ("I don't get why", "not sure I follow").
+_UNDERSTAND = PhraseSet(("understand", "follow", "get it", "get this", "get that", "get why", "get how",
+                         "get what", "get where", "see why", "see how", "see where", "see what", "know what",
+                         "know why", "know how", "sure what", "sure how", "sure why", "sure where", "sure i",
+                         "clear", "grasp", "make sense of", "figure out"), _SLOTS)
+# a question about a term ("what's a lemma?", "what does 'modulo' mean?") or between two options ("is it 5 or 6?")
+_CONFUSION_RE = re.compile(r"^what(?:'s| is| are)\s+(?:an?\s+)?[\w'\"-]+\s*\?|\bwhat\s+(?:does|do|is|are)\b.{0,50}\bmean\b|"
+                           r"^(?:is|was|are|should|do|does)\b.*\bor\b", re.IGNORECASE)
+_ASKS_FOR_ANSWER = re.compile(r"\b(?:what|which|so|where)\b.*\b(?:answer|result|solution|final)\b|"
+                              r"\b(?:answer|result)\s*\?", re.IGNORECASE)
+# What a wish about the reply is about: its format, length, tone, structure and extras.
+_STYLE = PhraseSet((
+    "bullet", "bullets", "bullet points", "bulleted", "list", "lists", "numbered", "number the", "numbering",
+    "heading", "headings", "header", "headers", "section", "sections", "subheadings", "bold", "bolded", "italics",
+    "markdown", "table", "tables", "latex", "tex", "typeset", "format", "formatting", "formatted", "layout",
+    "structure", "structured", "short", "shorter", "shortest", "brief", "briefer", "briefly", "concise",
+    "succinct", "terse", "long", "longer", "length", "lengthy", "wordy", "verbose", "rambling", "ramble",
+    "wall of text", "sentence", "sentences", "paragraph", "paragraphs", "words", "lines",
+    "summary", "summarize", "summarise", "summarizing", "tl;dr", "tldr", "recap", "takeaway", "takeaways",
+    "bottom line", "key points", "example", "examples", "analogy", "analogies", "intro", "introduction",
+    "preamble", "filler", "fluff", "small talk", "pleasantries", "chit-chat", "chitchat", "emoji", "emojis",
+    "tone", "polite", "politer", "friendly", "friendlier", "warm", "warmer", "formal", "casual", "blunt",
+    "direct", "jargon", "plain english", "plain language", "simple words", "conversational",
+    "narrative", "transitions", "flow", "choppy", "confidence", "how confident", "how sure", 
+    "steps", "each step", "every step", "reasoning", "working", "show your work", "answer first",
+    "upfront", "up front",
+    "comments", "commented", "docstring", "docstrings", "type hints", "type hint", "annotations", "variable names",
+    "snake_case", "snake case", "camelcase", "camel case", "code block", "code blocks", "one block",
+    "main guard", "usage example", "options", "alternatives", "approaches", "other ways", "trade-offs",
+    "tradeoffs", "pros", "cons", "big picture", "intuition", "overview", "outline", "plan", "roadmap",
+    "edge cases", "complexity", "big-o", "boxed", "box", "units", "decimals", "decimal places", "rounded",
+    "suggestions", "suggest", "recommendations", "follow-up", "follow-ups", "check-in",
+    "check in", "apologize", "apologise", "apologies", "apology", "apologizing", "sorry", "acknowledge",
+    "verification", "verify", "sanity check", "premises", "conclusion", "assumptions", "define", "variables",
+    "citations", "sources", "piece by piece", "in one go", "all at once", "at once",
+    "bit by bit", "in chunks", "chunks", "incrementally", "everything at once", "hint", "hints", "encouragement",
+    "encouraging", "cliches", "clichés", "hedging", "caveats", "disclaimers", "repetition", "repeating",
+    "restate", "restating", "word count", "option letter", "the letter", "final answer",
+    "equations", "math mode", "display", "indent", "indentation", "spacing", "whitespace", "font", "capitals",
+    "caps", "exclamation", "exclamation marks", "detail", "details", "detailed", "depth", "thorough", "elaborate", "explain why",
+    "justify", "justification", "why each", "what changed", "from scratch", "redo", "re-derive",
+), _SLOTS)
+
+_SUBORDINATE = re.compile(r"\b(?:if|whether|when|whenever|in case)\b.*$", re.IGNORECASE)
+_HELP = re.compile(r"\bhelp\b", re.IGNORECASE)
+_SEGMENT = re.compile(r"[,:;]\s*|\s+(?:and|then)\s+", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|so)\s+", re.IGNORECASE)
+
+#: every lexicon of the keyword classifier, by name (a test checks none copies the simulator's wording)
+LEXICON: dict[str, PhraseSet] = {
+    "correction": _CORRECTION, "check_request": _CHECK_REQUEST, "confusion": _CONFUSION, "praise": _PRAISE,
+    "progress": _PROGRESS, "short_progress": _SHORT_PROGRESS, "acknowledge": _ACKNOWLEDGE, "topic_shift": _TOPIC, "restated": _RESTATED,
+    "restate_markers": _RESTATE_MARKERS,
+    "requests": _REQUESTS, "evaluations": _EVALUATIONS, "verdict": _VERDICT, "understand": _UNDERSTAND,
+    "style": _STYLE,
+}
+
+# sentence kinds, strongest first: a message takes the strongest kind of its sentences
+_ORDER = ("neg_correction", "neg_constraint_restate", "topic_shift", "neg_confusion", "pos_progress",
+          "pos_praise", "ack", "neutral")
+_RANK = {k: i for i, k in enumerate(_ORDER)}
 
 
-class _Lexicon:
-    """Phrases matched as whole words, case-insensitively, with a first-word pre-filter (a phrase can
-    only match where its first letter-run is a whole token of the text, so most texts skip the regex)."""
-
-    def __init__(self, *items: str):
-        alts = sorted((re.escape(i).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
-        self.pattern = re.compile(r"(?<![\w'])(?:" + "|".join(alts) + r")(?![\w'])", re.IGNORECASE)
-        self.firsts = frozenset(_WORDS.match(i.lower()).group(0) for i in items)  # type: ignore[union-attr]
-        # For ASCII text: the same alternation, case-sensitive on the lower-cased text and without the
-        # leading look-behind (checked by hand), so the engine can skip ahead by the phrases' first
-        # characters instead of running the case-insensitive look-behind at every character.
-        self.ascii_pattern = None
-        if all(i.isascii() for i in items):
-            low_alts = sorted((re.escape(i.lower()).replace(r"\ ", r"\s+") for i in items), key=len, reverse=True)
-            self.ascii_pattern = re.compile(r"(?:" + "|".join(low_alts) + r")(?![\w'])")
-
-    def search(self, text: str, tokens: frozenset[str]) -> bool:
-        if self.firsts.isdisjoint(tokens):
-            return False
-        if self.ascii_pattern is None or not text.isascii():
-            return self.pattern.search(text) is not None
-        low = text.lower()
-        pos = 0
-        while (m := self.ascii_pattern.search(low, pos)) is not None:
-            i = m.start()
-            if i == 0 or not (low[i - 1].isalnum() or low[i - 1] in "_'"):
-                return True
-            pos = i + 1
-        return False
-
-    def count(self, text: str, tokens: frozenset[str]) -> int:
-        return 0 if self.firsts.isdisjoint(tokens) else len(self.pattern.findall(text))
+def clauses(message: str) -> list[str]:
+    """The clauses of a message: its sentences, cut again at dashes, semicolons and ', but/and/so'."""
+    return [c.strip() for line in message.split("\n") for s in split_sentences(line) or [line]
+            for c in _SENTENCE_END.split(s) if c and c.strip()]
 
 
-def _phrases(*items: str) -> _Lexicon:
-    return _Lexicon(*items)
+def _starts_imperative(core: str) -> bool:
+    """Whether some comma/colon segment of ``core`` starts with an imperative verb ("As a teacher, tell me ...")."""
+    return any(IMPERATIVE_RE.match(strip_openers(seg)) for seg in _SEGMENT.split(core) if seg)
+
+
+@lru_cache(maxsize=1 << 15)
+def clause_kind(clause: str) -> str:
+    """The kind of one clause of a message (see :func:`clauses`): a label, or ``ack`` for a bare
+    acknowledgement ("ok", "got it")."""
+    core = strip_openers(clause).strip()
+    if not core:
+        return "ack" if _ACKNOWLEDGE.search(clause) else "neutral"
+    conditional = False
+    m = CONDITION_CLAUSE.match(core)
+    if m and len(core) > m.end():
+        conditional, core = True, strip_openers(core[m.end():]).strip()
+    conditional = conditional or CONDITION_ANYWHERE.search(core) is not None
+    question = core.rstrip().endswith("?")
+    imperative = _starts_imperative(core)
+    prohibition = _PROHIBITION.match(core) is not None
+    request = imperative or prohibition or _REQUESTS.search(core) is not None
+    framed = request or _EVALUATIONS.search(core) is not None
+    style = _STYLE.search(core) is not None
+    marked = _RESTATE_MARKERS.search(core) is not None
+    n_words = len(core.split())
+    if style and (framed or marked or conditional or (n_words <= 5 and not question)):
+        return "neg_constraint_restate"
+    asks = question and REQUEST_FRAME.match(core) is not None and not _HELP.search(core)  # "could you ...?"
+    if (((conditional or marked) and request and not question) or _RESTATED.search(core)
+            or ((conditional or marked) and asks and not _CONFUSION.search(core))):
+        return "neg_constraint_restate"
+    negated = has_negation(core)
+    # a request to check or fix is a correction; other requests do not say the answer is wrong
+    if request:
+        if _CHECK_REQUEST.search(core):
+            return "neg_correction"
+    elif (_CORRECTION.search(core) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)
+          or (negated and _VERDICT.search(core))):
+        return "neg_correction"
+    if _TOPIC.search(clause):
+        return "topic_shift"
+    if request:  # "tell me to ask if anything is unclear" asks for something, it is not confused
+        core = _SUBORDINATE.sub("", core)
+    if (_CONFUSION.search(core) or (negated and _UNDERSTAND.search(core))
+            or (question and (_ASKS_FOR_ANSWER.search(core) or _CONFUSION_RE.search(core)))):
+        return "neg_confusion"
+    if prohibition:
+        return "neg_constraint_restate"
+    if _PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core)):
+        return "pos_progress"
+    if _PRAISE.search(core) and not _NEGATED_PRAISE.search(core):
+        return "pos_praise"
+    if request and (asks or not question):
+        return "neg_constraint_restate"
+    if _ACKNOWLEDGE.search(clause):
+        return "ack"
+    return "neutral"
 
 
 def is_correction(text: str) -> bool:
-    """Whether ``text`` says the previous answer was wrong (the correction cue alone)."""
-    return _CORRECTION.search(text, frozenset(_WORDS.findall(text.lower())))
-
-
-# A correction says the answer (that/it/this) is wrong; bare "wrong"/"mistake" also occur in style
-# requests ("tell me why the other options are wrong"), so they need a subject here.
-_CORRECTION = _phrases(
-    "not right", "isn't right", "is not right", "doesn't look right", "does not look right", "that's wrong",
-    "that is wrong", "it's wrong", "this is wrong", "answer is wrong", "you're wrong", "that's incorrect",
-    "that is incorrect", "is incorrect", "pretty sure that's", "not correct", "a mistake somewhere",
-    "made a mistake", "there's a mistake", "there is a mistake", "an error somewhere", "check for an error",
-    "can you double-check", "could you double-check", "please double-check the", "can you recheck",
-    "could you recheck", "check it again", "go over it again", "i got something different",
-    "i get something different", "different answer", "doesn't add up", "does not add up", "don't think that's",
-    "do not think that's", "are you sure", "not quite", "that can't be", "cannot be right", "miscalculated",
-)
-_CONFUSION = _phrases(
-    "i'm confused", "i am confused", "a bit confused", "confusing", "don't follow", "do not follow",
-    "not following", "lost me", "i'm lost", "unclear to me", "that's unclear", "what do you mean",
-    "not sure i understand", "i don't understand", "i do not understand", "doesn't make sense",
-    "does not make sense", "what's the answer", "what is the answer", "what's the final answer",
-    "what is the final answer", "so what is it", "which one is it", "can you clarify what",
-)
-_PRAISE = _phrases(
-    "thanks", "thank you", "perfect", "great", "awesome", "excellent", "exactly what i needed", "that helps",
-    "very helpful", "helpful", "got it", "makes total sense", "appreciate it", "nice", "wonderful", "brilliant",
-)
-_PROGRESS = _phrases(
-    "yes", "yep", "yeah", "ok", "okay", "sure", "continue", "go on", "go ahead", "keep going", "next step",
-    "makes sense", "that makes sense", "proceed", "carry on", "let's continue", "sounds good", "next",
-)
-# Cues of a user asking for a change in *how* the assistant replies: request forms, preference verbs,
-# conditions ("for math problems", "when giving an answer") and imperatives at the start of a clause.
-_RESTATE = _phrases(
-    "please", "could you", "can you", "would you", "i'd prefer", "i prefer", "i'd like", "i would like",
-    "i want", "i'd rather", "i would rather", "prefer", "next time", "from now on", "remember", "as i said",
-    "i asked", "i mentioned", "i told you", "again", "instead", "don't", "do not", "no need", "stop", "avoid",
-    "without", "skip", "keep it", "make sure", "always", "never", "rather than", "i like", "i find", "i'd appreciate",
-    "format", "shorter", "longer", "too long", "too short", "too much", "let's", "would help", "helps me",
-    "matters to me", "works best for me", "easier for me", "for math problems", "for logic puzzles",
-    "for multiple-choice questions", "for coding questions", "for writing tasks", "when giving an answer",
-    "when explaining", "on multi-step problems", "when writing code", "after i point out", "when wrapping up",
-    "no markdown", "no latex", "plain text", "bullet points", "numbered", "headings", "tl;dr",
-)
-_IMPERATIVE = re.compile(
-    r"(?:^|[.:;!?,]\s+|\n)\s*(?:also,?\s+|and\s+|just\s+|then\s+)?(?:tell|give|show|write|use|put|keep|add|include|"
-    r"start|begin|end|finish|list|label|bold|summari[sz]e|verify|state|explain|break|number|highlight|mention|"
-    r"set|offer|avoid|skip|drop|cut|answer|define|check|lead|open|close|lay|walk|stick|be|try|make|name|"
-    r"format|structure|wrap|spell|point|cover|go|get|respond|reply)\b",
-    re.IGNORECASE,
-)
-_TOPIC = _phrases("different question", "something else", "new question", "change of topic", "unrelated")
+    """Whether ``text`` says the previous answer was wrong (some clause of it is a correction)."""
+    return any(clause_kind(c) == "neg_correction" for c in clauses(text or ""))
 
 
 class KeywordClassifier(FeedbackClassifier):
-    """Whole-word keyword heuristic with preference-restatement recognition.
+    """Labels a message from general patterns of how people write feedback (see :data:`LEXICON`).
 
-    Precedence: correction > confusion > restatement > praise > progress > topic shift > neutral.
-    Praise/progress lose to a restatement cue ("Thanks, but please use bullets" is a restatement).
+    The message is split into clauses; each clause gets a kind, and the message takes the strongest
+    (correction > restatement > topic shift > confusion > progress > praise). A clause that wraps a
+    wish about the reply's form (a request, a preference, a prohibition, a condition or a reminder
+    together with a style word) is a restatement; cues of a wrong answer inside such a request do not
+    count ("tell me why the other options are wrong"). A bare acknowledgement ("ok", "got it") is
+    progress. Words are matched on word boundaries ("no" never fires inside "know").
     """
 
     name = "keyword"
 
     def classify(self, message: str, context: Mapping[str, Any] | None = None) -> str:
-        text = message or ""
-        tokens = frozenset(_WORDS.findall(text.lower()))
-        if _CORRECTION.search(text, tokens):
-            return "neg_correction"
-        if _CONFUSION.search(text, tokens):
-            return "neg_confusion"
-        restate = _RESTATE.count(text, tokens) + len(_IMPERATIVE.findall(text))
-        praise = _PRAISE.search(text, tokens)
-        progress = _PROGRESS.search(text, tokens)
-        # "please continue" / "yes, go on" are progress, not a style request
-        if restate and progress and not praise and restate <= 1 and len(text) < 60:
-            return "pos_progress"
-        if restate:
-            return "neg_constraint_restate"
-        if praise:
-            return "pos_praise"
-        if progress:
-            return "pos_progress"
-        if _TOPIC.search(text, tokens):
-            return "topic_shift"
-        return "neutral"
+        return _classify(message or "")
+
+
+@lru_cache(maxsize=1 << 15)  # simulated users repeat their messages
+def _classify(message: str) -> str:
+    kinds = [clause_kind(c) for c in clauses(message)]
+    best = min(kinds, key=_RANK.__getitem__, default="neutral")
+    return "pos_progress" if best == "ack" else best
 
 
 CLASSIFIERS: dict[str, type[FeedbackClassifier]] = {"oracle": OracleClassifier, "keyword": KeywordClassifier}

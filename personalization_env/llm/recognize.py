@@ -14,8 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from personalization_env.language import SITUATION_WORDS, TASK_KIND_WORDS, content_words, statements  # noqa: F401
+from personalization_env.language import (STOP_WORDS, SITUATION_WORDS, TASK_KIND_WORDS, content_words,  # noqa: F401
+                                          statements)
 from personalization_env.types import Condition, PreferenceType
+
+#: the recogniser's own vocabulary (a test checks none copies the simulator's wording); what it matches
+#: statements against is the catalogue it is given
+LEXICON: dict[str, tuple[str, ...]] = {"stop_words": tuple(sorted(STOP_WORDS))}
 
 
 def read_condition(statement: str) -> Condition:

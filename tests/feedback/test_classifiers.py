@@ -18,6 +18,53 @@ def test_keyword_classifier_examples(msg, label):
     assert KeywordClassifier().classify(msg) == label
 
 
+@pytest.mark.parametrize("msg,label", [
+    # corrections stated as facts: a wrong value, a failure, a mix-up, a contradiction, "X, not Y"
+    ("The loop crashes when the list is empty.", "neg_correction"),
+    ("You mixed up the radius and the diameter.", "neg_correction"),
+    ("It's 42, not 24.", "neg_correction"),
+    ("That contradicts what you said earlier.", "neg_correction"),
+    ("I ran it and got a ValueError.", "neg_correction"),
+    ("Hmm, that doesn't seem right to me.", "neg_correction"),
+    # confusion asked as a question
+    ("wait, why do we square it here?", "neg_confusion"),
+    ("What does 'amortised' mean?", "neg_confusion"),
+    ("How did you get from the second line to the third?", "neg_confusion"),
+    ("I still don't get where the 7 comes from.", "neg_confusion"),
+    # praise without stock words
+    ("That did it!", "pos_praise"),
+    ("works now", "pos_praise"),
+    ("Oh, now I get it.", "pos_praise"),
+    # follow-up questions that show progress
+    ("ok, and how would I do this with three variables?", "pos_progress"),
+    ("Got it. What's the next part?", "pos_progress"),
+    ("Right, and what if the list is sorted already?", "pos_progress"),
+    # topic shifts
+    ("Switching gears: how do I center text in CSS?", "topic_shift"),
+    ("Different question - what's a good stats textbook?", "topic_shift"),
+    # constraint restatements: reminders, conditions, prohibitions, complaints about form
+    ("I said no bullet points.", "neg_constraint_restate"),
+    ("Again, keep it under a hundred words.", "neg_constraint_restate"),
+    ("Remember, answer first.", "neg_constraint_restate"),
+    ("Way too long.", "neg_constraint_restate"),
+    ("When you write code, add comments.", "neg_constraint_restate"),
+    ("Stop apologizing.", "neg_constraint_restate"),
+    # a wish that mentions a mistake is still a wish, not a correction
+    ("For multiple-choice questions, tell me why the wrong options are wrong.", "neg_constraint_restate"),
+    ("Never mind, I'll work it out later.", "neutral"),
+])
+def test_keyword_classifier_general_patterns(msg, label):
+    assert KeywordClassifier().classify(msg) == label
+
+
+def test_is_correction_reads_clauses():
+    from personalization_env.feedback.classifiers import is_correction
+
+    assert is_correction("Thanks, but the total is wrong.")
+    assert not is_correction("Please explain why the other options are wrong.")
+    assert not is_correction("Thanks, that's it!")
+
+
 def test_whole_words_only_no_substring_firing():
     # the published heuristic fired "no" inside know/now/another/denominator
     assert KeywordClassifier().classify("I know now that another denominator works") == "neutral"

@@ -131,3 +131,24 @@ def test_default_reply_is_a_typical_chatty_answer() -> None:
     lengths = [T.count_words(r) for r in replies]
     assert 20 < float(np.median(lengths)) < 250
     assert sum("Great question" in r or "Let me" in r or "Sure!" in r for r in replies) > 5
+
+
+def test_library_modules_hold_no_measured_figures() -> None:
+    """Measured figures belong in a benchmark or a test, not in library code: no ``MEASURED_*`` tables and
+    no percentages or rates in the docstrings of the renderer and the language modules."""
+    import re
+
+    from personalization_env import language
+    from personalization_env.feedback import classifiers
+    from personalization_env.llm import recognize
+    from personalization_env.llm import render as R
+    from personalization_env.preferences import checkers, text
+
+    # (an example phrase such as "I'm 90% confident" is no measured figure)
+    figure = re.compile(r"\d+(?:\.\d+)?\s?%(?!\s*(?:confident|sure|certain))|\b0\.\d+\s*-\s*0\.\d+")
+    for mod in (R, language, classifiers, recognize, checkers, text):
+        assert not [k for k in vars(mod) if k.startswith("MEASURED")], mod.__name__
+        docs = [mod.__doc__ or ""] + [getattr(v, "__doc__", "") or "" for v in vars(mod).values()
+                                      if callable(v) and getattr(v, "__module__", None) == mod.__name__]
+        hits = [m.group(0) for d in docs for m in figure.finditer(d)]
+        assert not hits, (mod.__name__, hits)
