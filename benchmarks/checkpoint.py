@@ -45,6 +45,22 @@ def lane_path(out: Path, method: str, user_id: str) -> Path:
     return Path(out) / LANES_DIR / _slug(method) / f"{_slug(user_id)}.ckpt"
 
 
+def side_array(name: str) -> Any:
+    """What a checkpoint pickles in place of an array kept in a side file; :class:`_Unpickler` loads the
+    file instead of calling this."""
+    raise pickle.UnpicklingError(f"side file {name!r} referenced outside its checkpoint's folder "
+                                 "(read checkpoints with benchmarks.checkpoint.load_all)")
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, f: Any, override: Callable[[Any], Any]):
+        super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)
+        self._override = override
+
+    def reducer_override(self, obj: Any) -> Any:
+        return self._override(obj)
+
+
 class _Unpickler(pickle.Unpickler):
     """Reads a checkpoint, loading the side files it names (see :class:`LaneWriter`)."""
 
@@ -52,12 +68,22 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(f)
         self.folder, self.side = folder, []
 
-    def persistent_load(self, pid: Any) -> Any:
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "side_array":
+            return self._load_side
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:  # checkpoints written before side_array
+        kind, name = pid
+        if kind != "npy":
+            raise pickle.UnpicklingError(f"unknown reference {pid!r} in a checkpoint")
+        return self._load_side(name)
+
+    def _load_side(self, name: str) -> Any:
         import numpy as np
 
-        kind, name = pid
-        if kind != "npy" or "/" in name or name.startswith("."):
-            raise pickle.UnpicklingError(f"unknown reference {pid!r} in a checkpoint")
+        if "/" in name or name.startswith("."):
+            raise pickle.UnpicklingError(f"bad side file name {name!r} in a checkpoint")
         arr = np.load(self.folder / name, allow_pickle=False)
         self.side.append((arr, name))
         return arr
@@ -151,22 +177,20 @@ class LaneWriter:
         used: list[tuple[Any, str]] = []
         new: list[tuple[Any, str]] = []
 
-        def persistent_id(obj: Any) -> Any:
-            if not (isinstance(obj, np.ndarray) and obj.nbytes >= self.BIG and obj.dtype != object):
-                return None
+        def reducer_override(obj: Any) -> Any:  # called for objects of no built-in type only
+            if not (type(obj) is np.ndarray and obj.nbytes >= self.BIG and obj.dtype != object):
+                return NotImplemented
             for arr, name in self._side:
                 if arr.shape == obj.shape and arr.dtype == obj.dtype and np.array_equal(arr, obj):
                     used.append((arr, name))
-                    return ("npy", name)
+                    return side_array, (name,)
             name = f"{self.path.stem}.{uuid.uuid4().hex[:12]}.npy"
             new.append((obj.copy(), name))
             used.append(new[-1])
-            return ("npy", name)
+            return side_array, (name,)
 
         buf = io.BytesIO()
-        pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id = persistent_id  # type: ignore[method-assign]
-        pickler.dump(_payload(ck))
+        _Pickler(buf, reducer_override).dump(_payload(ck))
         kept = {name for _, name in used}
         stale = [name for _, name in self._side if name not in kept]
         self._side = used
