@@ -19,6 +19,10 @@ option reaches (no hook below). The hooks: the scripted agent model's parameters
 traits through ``user_args``; agent knobs through ``agent_args``; ``max_turns`` through the run
 config.
 
+``--world NAME`` sweeps around a world preset (:mod:`personalization_env.worlds`) instead: the
+preset's values are the base the moves scale, and a per-dataset skill its skill table leaves out is
+not a parameter there.
+
 Results are simulated (rule user + scripted agent model), as every embedded-world figure.
 """
 
@@ -253,14 +257,15 @@ class Unit:
         return changes, "; ".join(notes)
 
 
-def plan(rows: Sequence[Row], *, names: Sequence[str] | None = None,
-         datasets: Sequence[str] = ()) -> tuple[list[Unit], list[tuple[str, str]]]:
+def plan(rows: Sequence[Row], *, names: Sequence[str] | None = None, datasets: Sequence[str] = (),
+         profiles: str = "complex") -> tuple[list[Unit], list[tuple[str, str]]]:
     """The units to sweep and the (name, reason) of the assumption rows left out.
 
     Args:
         rows: the table.
         names: sweep only these (row or group names; any row with a number and a hook may be named).
         datasets: the grid's datasets (a per-dataset skill of another dataset is left out).
+        profiles: the grid's profile set (the profile generator's arguments move only ``complex``).
 
     Raises:
         ValueError: a name in ``names`` is neither a row nor a group.
@@ -291,7 +296,7 @@ def plan(rows: Sequence[Row], *, names: Sequence[str] | None = None,
                 members = tuple(m for m in groups[r.group] if m.numeric)
                 units.append(Unit(r.group, members))
             continue
-        reason = _why_not(r, datasets)
+        reason = _why_not(r, datasets, profiles)
         if reason:
             skipped.append((r.name, reason))
         else:
@@ -299,7 +304,7 @@ def plan(rows: Sequence[Row], *, names: Sequence[str] | None = None,
     return units, skipped
 
 
-def _why_not(r: Row, datasets: Sequence[str]) -> str:
+def _why_not(r: Row, datasets: Sequence[str], profiles: str) -> str:
     if not r.numeric:
         return f"value {r.value!r} is not a number"
     if r.inert:
@@ -307,9 +312,40 @@ def _why_not(r: Row, datasets: Sequence[str]) -> str:
     head, _, key = r.name.partition(".")
     if head == "DEFAULT_SKILL" and key not in datasets:
         return f"dataset {key} is not in the grid (--datasets)"
+    if head in ("generate_profiles", "VARS_MIX") and profiles != "complex":
+        return f"the grid's profiles ({profiles}) are not the generated complex set"
     if not has_hook(r.name):
         return "no run option reaches it (no hook in benchmarks/sensitivity.py)"
     return ""
+
+
+def world_values(rows: Sequence[Row], world: str) -> list[Row]:
+    """The rows with the values world preset ``world`` gives them (its agent-model fields, skills and
+    user traits, its turn limit); a per-dataset skill the preset's skill table leaves out is dropped
+    (in that world it is not a parameter)."""
+    from personalization_env.worlds import get_world
+
+    w = get_world(world)
+    agent, traits = dict(w.agent), dict(w.user_traits)
+    out = []
+    for r in rows:
+        head, _, key = r.name.partition(".")
+        value: Any = r.value
+        if head == "ScriptedConfig" and key in agent and key != "skill":
+            value = agent[key]
+        elif head == "DEFAULT_SKILL" and "skill" in agent:
+            if key not in agent["skill"]:
+                continue
+            value = agent["skill"][key]
+        elif head == "DEFAULT_HABITS" and agent.get("habits") is not None:
+            value = agent["habits"].get(key, value)
+        elif head == "DEFAULT_TRAITS" and key in traits:
+            value = traits[key]
+        elif head == "MultiSessionCollabEnv" and getattr(w, key, None) is not None and key in ("max_turns",
+                                                                                              "tasks_per_dataset"):
+            value = getattr(w, key)
+        out.append(dataclasses.replace(r, value=value))
+    return out
 
 
 # ---- hooks: a moved value into the run's configuration ---------------------------------------------
@@ -367,20 +403,25 @@ def _regenerated_profiles(profiles: str, workdir: Path, **generator_args: Any) -
 
 
 def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
-                  workdir: str | Path = "runs/sensitivity") -> dict[str, Any]:
+                  workdir: str | Path = "runs/sensitivity", world: str = "default") -> dict[str, Any]:
     """:class:`~benchmarks.run.RunConfig` fields that set ``changes`` (row name -> value).
 
     Args:
         changes: row name -> value.
         profiles: the run's profile set (generator arguments regenerate it).
         workdir: where regenerated profile files are written.
+        world: the run's world preset: a moved agent-model value joins the preset's agent-model values
+            (the swept backend replaces the one the world would configure); traits and the turn limit
+            given to the run already win over the preset's.
 
     Raises:
         ValueError: a row no run option reaches.
     """
     from personalization_env.llm.render import DEFAULT_HABITS
     from personalization_env.llm.scripted import DEFAULT_SKILL
+    from personalization_env.worlds import get_world
 
+    preset = dict(get_world(world).agent)
     scripted: dict[str, Any] = {}
     traits: dict[str, Any] = {}
     agent_args: dict[str, Any] = {}
@@ -391,9 +432,9 @@ def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
         if head == "ScriptedConfig":
             scripted[key] = v
         elif head == "DEFAULT_SKILL":
-            scripted.setdefault("skill", dict(DEFAULT_SKILL))[key] = v
+            scripted.setdefault("skill", dict(preset.get("skill") or DEFAULT_SKILL))[key] = v
         elif head == "DEFAULT_HABITS":
-            scripted.setdefault("habits", dict(DEFAULT_HABITS))[key] = v
+            scripted.setdefault("habits", dict(preset.get("habits") or DEFAULT_HABITS))[key] = v
         elif head == "DEFAULT_TRAITS":
             traits[key] = v
         elif head == "RAGAgent":  # rag takes it as an argument; rag_vector takes K, J and the cap from its policy
@@ -414,7 +455,7 @@ def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
         else:
             raise ValueError(f"no run option reaches {name!r}; sweep it by adding a hook to benchmarks/sensitivity.py")
     if scripted:
-        out["agent_model"] = "scripted_sweep:" + json.dumps(scripted, sort_keys=True)
+        out["agent_model"] = "scripted_sweep:" + json.dumps({**preset, **scripted}, sort_keys=True)
     if traits:
         out["user_args"] = {"traits": traits}
     if policy:
@@ -572,9 +613,15 @@ class SweepConfig:
 
     users: int = 60
     sessions: int = 10
-    profiles: str = "complex"
+    profiles: str | None = None
+    """profile set (None: "complex" in the default world, else the world's)"""
     methods: str = "all"
-    datasets: str = "gen_math,gen_logic,gen_mc"
+    datasets: str | None = None
+    """task datasets (None: the world's, else the generated sets)"""
+    world: str = "default"
+    """world preset; its values are the base the moves scale"""
+    data_dir: str | None = None
+    """folder of the MultiSessionCollab files (worlds and datasets that read them)"""
     params: str | None = None
     """comma-separated row or group names (default: every assumption row of the table)"""
     workers: int = 0
@@ -596,15 +643,18 @@ def sweep(cfg: SweepConfig) -> dict[str, Any]:
     """Run the base grid and every move; returns the report (also written under ``cfg.out``)."""
     from benchmarks.run import RunConfig, run
 
-    rows = load_table(cfg.table)
-    datasets = [d.strip() for d in cfg.datasets.split(",") if d.strip()]
-    names = [n.strip() for n in cfg.params.split(",") if n.strip()] if cfg.params else None
-    units, skipped = plan(rows, names=names, datasets=datasets)
     workers = cfg.workers or max(1, min(os.cpu_count() or 1, 8))
-    base_kw = dict(methods=[m.strip() for m in cfg.methods.split(",")], profiles=cfg.profiles, n_users=cfg.users,
+    profiles = cfg.profiles or ("complex" if cfg.world == "default" else None)
+    base_kw = dict(methods=[m.strip() for m in cfg.methods.split(",")], profiles=profiles, n_users=cfg.users,
                    sessions=cfg.sessions, datasets=cfg.datasets, seed=cfg.seed, workers=workers, progress=False,
-                   tensorboard=False, overwrite=True)
-    methods = RunConfig(**base_kw, out=str(Path(cfg.out) / "runs" / "base")).methods
+                   tensorboard=False, overwrite=True, world=cfg.world, data_dir=cfg.data_dir)
+    probe = RunConfig(**base_kw, out=str(Path(cfg.out) / "runs" / "base"))  # the world's defaults filled in
+    methods, profiles, datasets = probe.methods, str(probe.profiles), str(probe.datasets)
+    rows = load_table(cfg.table)
+    if cfg.world != "default":
+        rows = world_values(rows, cfg.world)
+    names = [n.strip() for n in cfg.params.split(",") if n.strip()] if cfg.params else None
+    units, skipped = plan(rows, names=names, datasets=[d.strip() for d in datasets.split(",")], profiles=profiles)
     workdir = Path(cfg.out) / "profiles"
     jobs: list[tuple[str, str, float | None, dict[str, Any], str, list[str]]] = [("base", "base", None, {}, "", methods)]
     for u in units:
@@ -626,7 +676,8 @@ def sweep(cfg: SweepConfig) -> dict[str, Any]:
         for run_name, unit, factor, changes, note, rerun in jobs:
             got = []
             if rerun:
-                kw = {**base_kw, "methods": rerun, **run_overrides(changes, profiles=cfg.profiles, workdir=workdir)}
+                kw = {**base_kw, "methods": rerun,
+                      **run_overrides(changes, profiles=profiles, workdir=workdir, world=cfg.world)}
                 got = run(RunConfig(**kw, out=str(Path(cfg.out) / "runs" / run_name)), on_row=lambda _r: bar.update())
             bad = sum(1 for r in got if r.get("status") != "ok")
             if bad:
@@ -682,8 +733,9 @@ def markdown(report: Mapping[str, Any]) -> str:
     the share of the gap per method and run, and what was not swept."""
     c = report["config"]
     units = list(dict.fromkeys(m["parameter"] for m in report["moves"]))
-    command = (f"python -m benchmarks.sensitivity --users {c['users']} --sessions {c['sessions']} --profiles "
-               f"{c['profiles']} --methods {c['methods']}" + (f" --params {c['params']}" if c["params"] else ""))
+    command = " ".join(["python -m benchmarks.sensitivity", f"--users {c['users']}", f"--sessions {c['sessions']}",
+                        *(f"--{k.replace('_', '-')} {c[k]}" for k in ("world", "profiles", "datasets", "methods", "params")
+                          if c[k] and not (k == "world" and c[k] == "default"))])
     lines = ["# Sensitivity of the README's conclusions to the world's assumptions (simulated)", "",
              f"`{command}`: {len(report['moves']) + 1} runs in {report['seconds']} s; each swept parameter of "
              f"`{Path(report['table']).name}` at x0.5 and x1.5.", ""]
@@ -744,9 +796,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "takes about 10 minutes on 2 cores.")
     p.add_argument("--users", type=int, default=d.users, help="users per run (default: %(default)s)")
     p.add_argument("--sessions", type=int, default=d.sessions, help="sessions per user (default: %(default)s)")
-    p.add_argument("--profiles", default=d.profiles, help="profile set (default: %(default)s)")
+    p.add_argument("--world", default=d.world, help="world preset whose values the moves scale (default: %(default)s)")
+    p.add_argument("--profiles", default=None, help="profile set (default: complex, or the world's)")
     p.add_argument("--methods", default=d.methods, help="methods, comma-separated, or 'all' (default: %(default)s)")
-    p.add_argument("--datasets", default=d.datasets, help="task datasets (default: %(default)s)")
+    p.add_argument("--datasets", default=None, help="task datasets (default: the world's, else the generated sets)")
+    p.add_argument("--data-dir", default=None, help="folder of the MultiSessionCollab files (worlds that read them)")
     p.add_argument("--params", default=None,
                    help="only these rows or groups, comma-separated (default: every assumption of the table)")
     p.add_argument("--workers", type=int, default=d.workers, help="processes per run (default: one per core)")
@@ -760,7 +814,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     cfg = SweepConfig(users=args.users, sessions=args.sessions, profiles=args.profiles, methods=args.methods,
-                      datasets=args.datasets, params=args.params, workers=args.workers, seed=args.seed,
+                      datasets=args.datasets, world=args.world, data_dir=args.data_dir, params=args.params,
+                      workers=args.workers, seed=args.seed,
                       out=args.out, table=args.table, progress=not args.no_progress,
                       rerun_all=args.rerun_all)
     try:

@@ -308,3 +308,24 @@ def test_rag_vector_beats_rag_only_with_a_significant_lower_effort() -> None:
     assert verdict_for(-0.3, 0.2) is True  # lower, but not told apart
     assert verdict_for(+0.3, 0.01) is True  # significantly higher effort: still does not beat rag
     assert verdict_for(-0.3, 0.01) is False
+
+
+def test_world_preset_values_are_the_base_of_the_moves() -> None:
+    from personalization_env.worlds import get_world
+
+    w = get_world("vars-llama8b")
+    rows = {r.name: r for r in S.world_values(S.load_table(), "vars-llama8b")}
+    assert rows["ScriptedConfig.p_max"].value == w.agent["p_max"] != 0.98
+    assert rows["DEFAULT_SKILL.math_500"].value == w.agent["skill"]["math_500"]
+    assert "DEFAULT_SKILL.logiqa" not in rows  # the preset's skill table has no logiqa: not a parameter there
+    assert rows["ScriptedConfig.misapply_prob"].value == 0.15  # not set by the preset: the default
+    kw = S.run_overrides({"ScriptedConfig.misapply_prob": 0.3}, world="vars-llama8b")
+    cfg = json.loads(kw["agent_model"].partition(":")[2])
+    assert cfg["misapply_prob"] == 0.3 and cfg["p_max"] == w.agent["p_max"] and cfg["skill"] == w.agent["skill"]
+
+
+def test_profile_generator_rows_are_left_out_for_other_profile_sets() -> None:
+    rows = [r for r in S.load_table() if r.name == "generate_profiles.p_conditional"]
+    assert [u.name for u in plan(rows, profiles="complex")[0]] == ["generate_profiles.p_conditional"]
+    units, skipped = plan(rows, profiles="msc")
+    assert units == [] and "not the generated complex set" in skipped[0][1]
