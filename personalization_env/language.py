@@ -246,7 +246,9 @@ class PhraseSet:
                 pat = pat.replace(re.escape("{" + name + "}"), f"(?:{rx})")
             alts.append(pat)
         # a word joined by a hyphen or an apostrophe is part of another word ("follow" in "follow-up")
-        self.pattern = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(alts) + r")(?![\w'\u2019-])", re.IGNORECASE)
+        # (a quote mark after the phrase ends it: "'index out of range'")
+        self.pattern = re.compile(r"(?<![\w-])(?<!\w['\u2019])(?:" + "|".join(alts) + r")(?![\w-]|['\u2019]\w)",
+                                  re.IGNORECASE)
 
     def search(self, text: str) -> re.Match[str] | None:
         """The first whole-phrase match in ``text``, or None."""
@@ -357,8 +359,9 @@ CONDITION_CLAUSE = re.compile(r"^(?:" + "|".join(CONDITION_OPENERS) + r")\b(?:[^
 
 #: words and lead-ins that open a sentence without carrying its meaning ("Hmm,", "Also,", "As a teacher,",
 #: a short label before a colon such as "Quick question:")
-DISCOURSE_OPENER = re.compile(r"^(?:(?:hmm+|hm+|um+|uh+|ah+|oh|wait|well|so|ok|okay|alright|and|also|but|plus|again|"
-                              r"actually|honestly|look|listen|ugh|sorry|btw|fyi|ps|just|you know|i mean|as an? [\w -]{2,30}?,|"
+DISCOURSE_OPENER = re.compile(r"^(?:(?:hmm+|hm+|um+|uh+|ah+|oh|wait|well|so(?!\s+far\b)|ok|okay|alright|and|also|but|plus|again|"
+                              r"honestly|look|listen|ugh|sorry|btw|fyi|ps|just|you know|i mean|hold on|hang on|"
+                              r"wait a (?:sec|second|minute)|as an? [\w -]{2,30}?,|"
                               r"(?!(?:" + "|".join(CONDITION_OPENERS) + r")\b)(?:[\w'-]+ ){0,2}[\w'-]+:)(?![\w'])[\s,.:;!-]*)+", re.IGNORECASE)
 
 

@@ -84,7 +84,7 @@ def _stated_preference(sent: str, min_words: int) -> tuple[str, str, float] | No
     leading or closing condition clause (:data:`~personalization_env.language.CONDITION_CLAUSE`,
     :data:`~personalization_env.language.CONDITION_TAIL`), its action the rest without openers,
     request frame and courtesy trailer."""
-    if clause_kind(sent) != "neg_constraint_restate":
+    if clause_kind(sent) not in ("neg_constraint_restate", "restate_weak"):
         return None
     core = strip_openers(sent)
     cond = "always"

@@ -76,26 +76,39 @@ _CORRECTION = PhraseSet((
     "mix up", "mixed-up", "mixing up", "swapped", "backwards", "the other way around", "flipped", "doesn't match", "does not match", "don't match", "doesn't check out",
     "doesn't work", "does not work", "didn't work", "not working", "won't work", "crashes", "crashed", "crashing",
     "throws", "threw", "raises", "traceback", "exception", "segfault", "infinite loop", "syntax error",
-    "type error", "fails", "failed", "failing", "broken", "contradicts", "contradiction", "contradictory",
+    "type error", "outdated", "deprecated", "doesn't exist", "does not exist", "no such", "not a thing",
+    "made up", "made-up", "hallucinated", "isn't real", "not real", "misspelled", "spelled wrong", "typo in",
+    "removed in", "no longer", "{you} confused", "{you} mixed", "{you} swapped", "{you} counted", "{you} got {num}",
+    "you're thinking of", "you're describing", "that describes", "you answered a different", "wrong one",
+    "the other one", "the old version", "only works for", "only true for", "counterexample", "you missed",
+    "skips", "skipped", "misses", "ignores", "overwrites", "double counts", "counts twice", "one problem",
+    "one issue", "an issue", "a problem with", "output is", "is empty", "nothing happens",
+    "prints nothing", "returns nothing", "no output", "gives nothing", "can't happen", "cannot happen", "impossible",
+    "question wants", "question says", "question asks", "problem says", "problem wants", "assignment says",
+    "task says", "you have {num}", "answer is {num}", "answer should be", "should equal", "that's a different", "that's the wrong", "fails", "failed", "failing", "broken", "contradicts", "contradiction", "contradictory",
     "inconsistent", "you said earlier", "earlier you said", "before you said", "you just said", "you said it was",
     "should be", "should have been", "should've been", "shouldn't be", "is actually", "{its} actually",
     "actually {its}", "{be} actually", "the answer is actually", "you sure", "is that right",
     "is that correct", "is this right", "is this correct", "double-check", "double check", "recheck", "re-check",
     "check again", "check that again", "check your", "can't be right", "cannot be right", "can't be", "cannot be",
     "can't possibly", "that's not it", "that's not what", "not what i got", "i got {num}", "i get {num}", "i'm getting",
-    "i am getting", "i keep getting", "i calculated", "i checked", "my calculator", "a calculator", "my textbook",
-    "the textbook", "the book says", "answer key", "the key says", "my teacher says", "nope", "nah", "not quite",
+    "i am getting", "i keep getting", "i calculated", "textbook says",
+    "the book says", "the key says", "my teacher says", "nope", "nah", "not quite",
     "you made a", "you forgot", "you missed", "you dropped", "you skipped a", "you confused", "you misread",
-    "you misunderstood", "you mixed", "you swapped", "you used the wrong", "wrong formula", "wrong sign",
+    "you misunderstood", "you used the wrong", "wrong formula", "wrong sign",
     "wrong answer", "wrong value", "wrong number", "higher than", "lower than", "bigger than", "smaller than",
-    "more than", "less than", "exceed", "exceeds", "negative", "impossible", "makes no sense for", "not possible",
+    "more than", "less than", "exceed", "exceeds", "makes no sense for", "not possible",
     "{num}, not {num}", "{num} not {num}", "{num} instead of {num}", "not {num}", "isn't {num}", "wasn't {num}",
     "it's {num}", "it is {num}", "equals {num}", "comes out to {num}", "comes to {num}", "gives {num}",
     "i don't think so", "i doubt", "doubt that", "hmm, no", "no, {its}", "no that's", "no it's", "that's off",
     "way off", "not even close", "you messed up", "messed up", "screwed up", "bugged", "buggy", "returns the wrong",
     "returns none", "prints the wrong", "gives the wrong", "outputs the wrong", "the tests fail", "test fails",
     "index out of range", "out of bounds", "undefined", "not defined", "is missing", "you left out", "error",
-    "errors", "you wrote", "you put", "you typed", "you said", "you have it as", "shouldn't it", "should it be",
+    "errors", "is off", "are off", "seems off", "looks off", "hangs", "freezes", "times out", "never finishes",
+    "never returns", "runs forever", "divides by zero", "division by zero", "divide by zero", "reversed", "inverted",
+    "transposed", "the wrong way round", "the opposite", "the book has", "the key has", "the solution says",
+    "gives me {num}", "get {num}", "got {num}", "you computed", "you calculated", "you picked", "you chose",
+    "question asked", "question asks for", "problem asked", "you wrote", "you put", "you typed", "you said", "you have it as", "shouldn't it", "should it be",
     "isn't it", "wouldn't it", "isn't that", "shouldn't that", "wasn't it", "doesn't it",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
@@ -119,9 +132,12 @@ _CONFUSION = PhraseSet((
     "make sense of", "which is it",
     "which one", "what's the result", "what is the result", "so the answer is", "so is it", "what am i supposed",
     "clarify", "rephrase", "in simpler terms", "in plain english",
-    "simpler", "eli5", "over my head", "too advanced", "i'm stuck on", "stuck on the", "still stuck", "lost track",
+    "eli5", "over my head", "too advanced", "i'm stuck on", "stuck on the", "still stuck", "lost track",
     "went over my head", "i'm puzzled", "puzzled", "baffled", "scratching my head", "what happened to",
-    "explain {it} again", "explain what", "explain why", "explain how", "explain that",
+    "explain {it} again", "different way", "another way", "other words", "the point of", "what's the point",
+    "purpose of", "what for", "explain", "elaborate", "go through", "difference between", "am i missing", "missing something", "unpack", "break down",
+    "walk me through", "like i'm five", "like i'm 5", "dumb it down", "layman's terms",
+    "simple terms", "explain what", "explain why", "explain how", "explain that",
 ), _SLOTS)
 # Satisfaction: thanks, approval, a problem solved, understanding reached.
 _PRAISE = PhraseSet((
@@ -131,24 +147,43 @@ _PRAISE = PhraseSet((
     "so clear", "crystal clear", "clear now", "clearer now", "much clearer", "much better", "love it", "love this",
     "that did it", "that does it", "did the trick", "does the trick", "works now", "it works", "that works",
     "that worked", "worked", "it runs", "runs now", "passes now", "fixed it", "that fixed", "solved it",
-    "spot on", "nailed it", "bingo", "exactly", "right on", "that's it", "that's the one", "that was it",
+    "spot on", "nailed it", "bingo", "exactly right", "exactly it", "right on", "correct", "that's right",
+    "sense now", "so much sense", "love how", "love the way", "loved", "clear answer", "clear explanation",
+    "really clear", "that's it", "that's the one", "that was it",
     "i get it now", "now i get it", "i understand now", "now i understand", "now it makes sense",
     "makes sense now", "makes total sense", "makes perfect sense", "it clicked", "clicked", "that's clear",
     "good explanation", "great explanation", "good answer", "great answer", "well explained", "well done",
     "good job", "great job", "you're the best", "lifesaver", "life saver", "this is what i needed",
     "just what i needed", "exactly what i wanted", "exactly what i was looking for", "all good", "all set",
     "that's all i needed", "compiles", "it passes", "tests pass", "all tests pass", "that answers it", "that answers my question", "matches what i got", "i got the same",
-    "same as mine", "matches my answer", "agrees with", "yay", "woohoo",
+    "same as mine", "matches my answer", "agrees with", "yay", "woohoo", "good", "very good", "so good", "solid",
+    "elegant", "clever", "smart", "useful", "informative", "clearer", "works!", "worked!", "works perfectly",
+    "worked perfectly", "problem solved", "all sorted", "sorted", "that explains", "explains it", "i see now",
+    "now i see", "oh i see", "aha", "i like this", "i like that", "like it", "good point", "fair point",
+    "checks out", "good stuff", "top notch", "bang on", "you nailed", "on point", "excellent work", "well put",
+    "many thanks", "big help", "huge help", "much better", "way better", "a lot better",
+    "learned something", "you rock", "you're a star", "you're amazing", "you're awesome", "legend", "hero",
+    "genius", "exactly the", "finally", "finally works", "exactly", "precisely", "much obliged", "grateful",
+    "kudos", "props", "flawless", "impeccable", "outstanding", "terrific", "stellar", "incredible", "phenomenal",
+    "wow", "whoa", "omg", "all clear", "mystery solved", "that settles it", "i'm done", "we're good", "i'm good",
+    "enjoyed", "saved me", "saved my", "made my day", "confirmed", "verified", "i agree", "agreed",
+    "that'll do", "that will do", "does the job", "works for me", "works fine", "good enough", "what i was after",
+    "just right", "ace", "chef's kiss", "slaps", "dope", "rad", "sublime", "couldn't be clearer", "crisp",
+    "pure gold", "gold", "magic", "on the money", "you got it", "there we go", "there it is", "nice one", "good one",
+    "love that", "mind blown", "like a charm", "nicely done", "well said", "so helpful", "great stuff", "brill",
+    "cracking", "smashing", "wizard", "lightbulb", "finally get it", "finally understand", "understood perfectly",
+    "clear as day", "all green", "tests are green", "it's working", "working now", "it's running", "you're right", "a+", "10/10", "ta", "matches", "match", "i learned", "makes it click", "makes it clear", "that's clear",
 ), _SLOTS)
 # Going on: acknowledgement plus a wish to continue, or a follow-up question that builds on the answer.
 _PROGRESS = PhraseSet((
-    "go on", "go ahead", "keep going", "carry on", "proceed", "next step", "next part",
+    "continue", "go on", "go ahead", "keep going", "carry on", "proceed", "next step", "next part",
     "what's next", "what next", "and then", "then what", "and after that", "what comes next", "move on",
     "let's move on", "onward", "onwards", "more please", "what about", "what if", "how about", "and how",
-    "and what", "and if", "and why", "so how", "now how", "how would i", "how do i", "how would you", "how can i",
+    "and what", "and if", "and why", "so how", "now how", "how would i", "how would you",
     "can i also", "could i also", "would that also", "does that also", "does this also", "does that mean",
     "so that means", "so then", "i see", "i follow", "following so far", "so far so good", "with you so far",
-    "got that", "got it so far", "with you",
+    "got that", "got it so far", "with you", "let's do", "let's try", "harder one", "harder version",
+    "next one", "one more", "now the", "now for", "onto", "onto the", "next up",
 ), _SLOTS)
 _SHORT_PROGRESS = PhraseSet(("next", "continue", "more", "and", "then", "and then", "go", "onward"), _SLOTS)
 _NEGATED_PRAISE = re.compile(r"(?:\bnot|n['\u2019]t|\bnever|\bhardly)\s+(?:\w+\s+)?(?:helpful|helped|great|good|"
@@ -166,13 +201,14 @@ _TOPIC = PhraseSet((
     "by the way", "btw", "while i have you", "while we're at it", "let's talk about",
     "can we talk about", "forget that", "forget it", "forget about", "forget this", "scrap that", "instead, can",
     "another problem", "different problem", "new problem", "next problem", "next question", "other question",
-    "totally different", "completely different", "switching topics", "switch topics", "on a side note",
+    "totally different", "completely different", "moving on", "forget the", "separately", "random but",
+    "enough math", "enough of that", "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics", "switching topics", "switch topics", "on a side note",
 ), _SLOTS)
 # Saying again what was asked before ...
 _RESTATED = PhraseSet((
-    "i said", "i asked", "i told you", "i mentioned", "i already", "i've said", "i have said", "i've asked",
+    "i said", "i asked for", "i asked you", "i told you", "i mentioned", "i already", "i've said", "i have said", "i've asked",
     "i've told you", "like i said", "as i said", "as i mentioned", "as i asked", "how many times", "we agreed",
-    "you agreed", "i thought we", "i specifically", "i explicitly", "i clearly",
+    "you agreed", "i thought we", "i specifically", "i explicitly", "i clearly", "again with",
 ), _SLOTS)
 # ... or wanting a way of replying kept from now on.
 _RESTATE_MARKERS = PhraseSet((
@@ -184,10 +220,11 @@ _RESTATE_MARKERS = PhraseSet((
 # Frames that wrap a wish about the reply: requests and preferences ...
 _REQUESTS = PhraseSet((
     "please", "pls", "plz", "could you", "can you", "would you", "will you", "could we", "can we", "would it",
-    "i'd like", "i would like", "i'd love", "i'd prefer", "i prefer", "i'd rather", "i would rather",
+    "can the", "could the", "can it", "could it", "i'd really like", "i'd really prefer", "i'd much prefer",
+    "i'd much rather", "i really want", "i really need", "i really prefer", "i'd like", "i would like", "i'd love", "i'd prefer", "i prefer", "prefer", "preferred", "i'd rather", "i would rather",
     "i'd appreciate", "i would appreciate", "i want", "i wanted", "i need", "i learn better",
     "works better for me", "works best for me", "helps me", "would help", 
-    "would be great", "would be better", "would make", "it'd be", "make sure", "be sure to", "you should",
+    "would be great", "would be better", "would make", "it'd be", "just the", "only the", "make sure", "be sure to", "you should",
     "you need to", "you must", "you have to",
 ), _SLOTS)
 # ... and evaluations of the reply's form ("too long", "all the fluff", "three sentences tops").
@@ -204,15 +241,59 @@ _PROHIBITION = re.compile(r"^(?:(?:please|pls|just|and|also|but)\s+)*(?:don['\u2
                           re.IGNORECASE)
 # A correctness word that a negation turns into a verdict ("that doesn't look right", "not quite true").
 _VERDICT = PhraseSet(("right", "correct", "true", "accurate", "add up", "adds up", "match", "matches", "work",
-                      "works", "check out", "checks out", "possible", "plausible", "realistic"), _SLOTS)
+                      "works", "check out", "checks out", "possible", "plausible", "realistic", "include", "includes",
+                      "satisfy", "satisfies", "hold", "holds", "fit", "fits", "compile", "compiles", "run", "runs",
+                      "pass", "passes", "terminate", "terminates", "halt", "halts", "finish", "finishes",
+                      "account for", "handle", "handles", "consider", "cover", "covers"), _SLOTS)
 # An understanding verb that a negation turns into confusion ("I don't get why", "not sure I follow").
 _UNDERSTAND = PhraseSet(("understand", "follow", "get it", "get this", "get that", "get why", "get how",
-                         "get what", "get where", "see why", "see how", "see where", "see what", "know what",
+                         "get what", "get where", "getting it", "getting this", "getting that", "following", "see why", "see how", "see where", "see what", "know what",
                          "know why", "know how", "sure what", "sure how", "sure why", "sure where", "sure i",
-                         "clear", "grasp", "make sense of", "figure out"), _SLOTS)
-# a question about a term ("what's a lemma?", "what does 'modulo' mean?") or between two options ("is it 5 or 6?")
-_CONFUSION_RE = re.compile(r"^what(?:'s| is| are)\s+(?:an?\s+)?[\w'\"-]+\s*\?|\bwhat\s+(?:does|do|is|are)\b.{0,50}\bmean\b|"
-                           r"^(?:is|was|are|should|do|does)\b.*\bor\b", re.IGNORECASE)
+                         "clear", "grasp", "make sense of", "figure out", "see", "makes sense", "make sense",
+                         "makes any sense"), _SLOTS)
+# Doubt: with a negation, a belief that contradicts the answer ("pretty sure Paris isn't in Germany").
+_DOUBT = PhraseSet(("pretty sure", "fairly sure", "quite sure", "i'm sure", "i believe", "i thought", "last i checked",
+                    "as far as i know", "afaik", "surely"), _SLOTS)
+# The user correcting their own message is no verdict on the reply.
+_SELF_CORRECTION = PhraseSet(("had a typo", "made a typo", "i typed", "i mistyped", "my typo", "a typo on my", "my bad", "my mistake", "i meant",
+                              "i wrote the", "i misread", "i miscopied", "i copied", "i should have said",
+                              "i gave you the wrong"), _SLOTS)
+# a question about a term ("what's a lemma?"), between two options ("is it 5 or 6?", "which one ...?"), or a bare "what?"
+_CONFUSED_QUESTION = re.compile(r"^(?:what(?:['\u2019]s|\s+is|\s+are)\s+(?:exactly\s+)?"
+                                r"(?!(?:an?\s+|the\s+)?(?:next|following|up|else|new|plan|step|part|stage|phase|question)\b)(?:an?\s+|the\s+)?"
+                                r"(?:[\w'\"-]+\s*){1,3}\?|"
+                                r"what\s+exactly\b.*|(?:is|was|are|should|do|does|so\s+do|so\s+is)\b.*\bor\b.*|"
+                                r"which\b.*|(?:what|huh|eh|pardon|sorry)\s*[?!.]*)$", re.IGNORECASE)
+# a why-question, or how something works or came about ("why square it?", "how does that work?")
+_WHY = re.compile(r"^(?:but\s+|and\s+|so\s+)?(?:why\b|how\s+(?:does|did|is|are|was|were|come|on earth)\b|"
+                  r"is\s+(?:that|this|it)\s+because\b)", re.IGNORECASE)
+# a question that refers back to the conversation (a pronoun or a continuation word): a follow-up
+_ANAPHORA = re.compile(r"\b(?:it|this|that|these|those|they|them|the same|same|here|there|then|also|too|instead|"
+                       r"part|step|steps|case|version|one|ones|result|answer|formula|equation|function|code|example|"
+                       r"method|approach|solution|next|further|more|else|and|so|ok|okay|if|what about|what if)\b",
+                       re.IGNORECASE)
+# asking what a word means, anywhere ("could you break down what 'amortized' means")
+_MEANING = re.compile(r"\bwhat\b.{0,50}\bmean(?:s|t)?\b", re.IGNORECASE)
+# a new subject: "a different exercise", "another problem", "next question"
+_NEW_SUBJECT = re.compile(r"\b(?:another|different|new|next|other|separate|unrelated)\s+(?:kind\s+of\s+)?"
+                          r"(?:exercise|problem|question|topic|subject|task|assignment|homework)\b", re.IGNORECASE)
+# "X, not Y" closing a statement ("the quote is from Hamlet, not Macbeth")
+# something the reply did, named by the user ("you listed 21", "you used the mean")
+_YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|included|picked|chose|gave|added|forgot|missed|"
+                      r"dropped|skipped|left|counted|computed|calculated|assumed|treated|called|mixed|swapped|confused|"
+                      r"switched|reversed|divided|multiplied|subtracted|added|rounded|misread|ignored)\b", re.IGNORECASE)
+_X_NOT_Y = re.compile(r"\w[\w'.)%-]*,?\s+not\s+(?:a\s+|an\s+|the\s+)?[\w'.(%-]+\s*[.!?]*$", re.IGNORECASE)
+# praise by emoji alone ("👍", "🙏")
+_PRAISE_EMOJI = re.compile("[\U0001F44D\U0001F64F\U0001F60A\U0001F600\U0001F603\U0001F604\U0001F601\U0001F389\u2764"
+                           "\U0001F64C\U0001F4AF\u2705\U0001F973\U0001F525\U0001F44C\U0001F60D\U0001F44F\U0001F917]")
+# asking for help with something: a question about a subject, not a wish about the reply's form
+_HELP = re.compile(r"\bhelp\s+(?:me|us|with)\b", re.IGNORECASE)
+# a sum worked out in the message ("7 times 8 is 56"): the user redoing the arithmetic
+_ARITHMETIC = re.compile(r"\d\s*(?:[-+*/x\u00d7\u00f7^]|times|plus|minus|divided by|over)\s*\(?-?\d[^.?!]*?"
+                         r"(?:\bis\b|=|\bequals\b|\bgives\b|\bmakes\b)\s*-?\$?\d", re.IGNORECASE)
+# an elongated interjection of understanding ("ohhh", "ahh", "aha")
+_AHA = re.compile(r"^(?:o+h{2,}|a+h{2,}|a+ha+)\b", re.IGNORECASE)
+_BARE_NO = re.compile(r"^(?:no+|nope|nah|wrong|incorrect)\s*[.!]*$", re.IGNORECASE)
 _ASKS_FOR_ANSWER = re.compile(r"\b(?:what|which|so|where)\b.*\b(?:answer|result|solution|final)\b|"
                               r"\b(?:answer|result)\s*\?", re.IGNORECASE)
 # What a wish about the reply is about: its format, length, tone, structure and extras.
@@ -220,7 +301,7 @@ _STYLE = PhraseSet((
     "bullet", "bullets", "bullet points", "bulleted", "list", "lists", "numbered", "number the", "numbering",
     "heading", "headings", "header", "headers", "section", "sections", "subheadings", "bold", "bolded", "italics",
     "markdown", "table", "tables", "latex", "tex", "typeset", "format", "formatting", "formatted", "layout",
-    "structure", "structured", "short", "shorter", "shortest", "brief", "briefer", "briefly", "concise",
+    "structure", "structured", "explanation", "explanations", "code first", "before the code", "short", "shorter", "shortest", "brief", "briefer", "briefly", "concise",
     "succinct", "terse", "long", "longer", "length", "lengthy", "wordy", "verbose", "rambling", "ramble",
     "wall of text", "sentence", "sentences", "paragraph", "paragraphs", "words", "lines",
     "summary", "summarize", "summarise", "summarizing", "tl;dr", "tldr", "recap", "takeaway", "takeaways",
@@ -234,7 +315,7 @@ _STYLE = PhraseSet((
     "comments", "commented", "docstring", "docstrings", "type hints", "type hint", "annotations", "variable names",
     "snake_case", "snake case", "camelcase", "camel case", "code block", "code blocks", "one block",
     "main guard", "usage example", "options", "alternatives", "approaches", "other ways", "trade-offs",
-    "tradeoffs", "pros", "cons", "big picture", "intuition", "overview", "outline", "plan", "roadmap",
+    "tradeoffs", "pros", "cons", "big picture", "intuition", "overview", "outline", "roadmap",
     "edge cases", "complexity", "big-o", "boxed", "box", "units", "decimals", "decimal places", "rounded",
     "suggestions", "suggest", "recommendations", "follow-up", "follow-ups", "check-in",
     "check in", "apologize", "apologise", "apologies", "apology", "apologizing", "sorry", "acknowledge",
@@ -244,12 +325,11 @@ _STYLE = PhraseSet((
     "encouraging", "cliches", "clichés", "hedging", "caveats", "disclaimers", "repetition", "repeating",
     "restate", "restating", "word count", "option letter", "the letter", "final answer",
     "equations", "math mode", "display", "indent", "indentation", "spacing", "whitespace", "font", "capitals",
-    "caps", "exclamation", "exclamation marks", "detail", "details", "detailed", "depth", "thorough", "elaborate", "explain why",
+    "caps", "exclamation", "exclamation marks", "detail", "details", "detailed", "depth", "thorough", "explain why",
     "justify", "justification", "why each", "what changed", "from scratch", "redo", "re-derive",
 ), _SLOTS)
 
 _SUBORDINATE = re.compile(r"\b(?:if|whether|when|whenever|in case)\b.*$", re.IGNORECASE)
-_HELP = re.compile(r"\bhelp\b", re.IGNORECASE)
 _SEGMENT = re.compile(r"[,:;]\s*|\s+(?:and|then)\s+", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|so)\s+", re.IGNORECASE)
 
@@ -258,12 +338,14 @@ LEXICON: dict[str, PhraseSet] = {
     "correction": _CORRECTION, "check_request": _CHECK_REQUEST, "confusion": _CONFUSION, "praise": _PRAISE,
     "progress": _PROGRESS, "short_progress": _SHORT_PROGRESS, "acknowledge": _ACKNOWLEDGE, "topic_shift": _TOPIC, "restated": _RESTATED,
     "restate_markers": _RESTATE_MARKERS,
-    "requests": _REQUESTS, "evaluations": _EVALUATIONS, "verdict": _VERDICT, "understand": _UNDERSTAND,
+    "requests": _REQUESTS, "evaluations": _EVALUATIONS, "verdict": _VERDICT, "understand": _UNDERSTAND, "doubt": _DOUBT,
+    "self_correction": _SELF_CORRECTION,
     "style": _STYLE,
 }
 
 # sentence kinds, strongest first: a message takes the strongest kind of its sentences
-_ORDER = ("neg_correction", "neg_constraint_restate", "topic_shift", "neg_confusion", "pos_progress",
+_ORDER = ("neg_correction", "neg_constraint_restate", "topic_shift", "restate_weak", "neg_confusion", "question",
+          "pos_progress", "new_question",
           "pos_praise", "ack", "neutral")
 _RANK = {k: i for i, k in enumerate(_ORDER)}
 
@@ -299,35 +381,47 @@ def clause_kind(clause: str) -> str:
     style = _STYLE.search(core) is not None
     marked = _RESTATE_MARKERS.search(core) is not None
     n_words = len(core.split())
-    if style and (framed or marked or conditional or (n_words <= 5 and not question)):
+    if _WHY.match(core) and not marked:  # "why would we use a set here" asks for a reason
+        return "neg_confusion"
+    short = n_words <= 5 and not question and not _PRAISE.search(core)  # "Shorter." but not "amazing explanation"
+    if style and (framed or marked or conditional or short):
         return "neg_constraint_restate"
-    asks = question and REQUEST_FRAME.match(core) is not None and not _HELP.search(core)  # "could you ...?"
+    # "could you use ...?": a request asked as a question, with a verb that shapes a reply
+    frame = REQUEST_FRAME.match(core) if question else None
+    asks = frame is not None and IMPERATIVE_RE.match(core[frame.end():]) is not None
     if (((conditional or marked) and request and not question) or _RESTATED.search(core)
             or ((conditional or marked) and asks and not _CONFUSION.search(core))):
         return "neg_constraint_restate"
     negated = has_negation(core)
+    if _SELF_CORRECTION.search(core):
+        return "neutral"
     # a request to check or fix is a correction; other requests do not say the answer is wrong
     if request:
         if _CHECK_REQUEST.search(core):
             return "neg_correction"
     elif (_CORRECTION.search(core) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)
-          or (negated and _VERDICT.search(core))):
+          or _CORRECTION.search(clause) or _YOU_DID.search(core)
+          or _BARE_NO.match(core) or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core)))):
         return "neg_correction"
-    if _TOPIC.search(clause):
+    if _TOPIC.search(clause) or _NEW_SUBJECT.search(core):
         return "topic_shift"
     if request:  # "tell me to ask if anything is unclear" asks for something, it is not confused
         core = _SUBORDINATE.sub("", core)
-    if (_CONFUSION.search(core) or (negated and _UNDERSTAND.search(core))
-            or (question and (_ASKS_FOR_ANSWER.search(core) or _CONFUSION_RE.search(core)))):
+    if (_CONFUSION.search(core) or _MEANING.search(core) or (negated and _UNDERSTAND.search(core))
+            or _WHY.match(core)
+            or (question and _ASKS_FOR_ANSWER.search(core)) or _CONFUSED_QUESTION.match(core)):
         return "neg_confusion"
     if prohibition:
         return "neg_constraint_restate"
     if _PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core)):
         return "pos_progress"
-    if _PRAISE.search(core) and not _NEGATED_PRAISE.search(core):
+    if (_PRAISE.search(core) or _PRAISE_EMOJI.search(core) or _AHA.match(clause)) and not question and not _NEGATED_PRAISE.search(core):
         return "pos_praise"
-    if request and (asks or not question):
-        return "neg_constraint_restate"
+    helps = _HELP.search(core) is not None
+    if request and (asks or not question) and not helps:
+        return "restate_weak"
+    if question or helps:  # a follow-up question builds on the answer; one that does not refer back
+        return "question" if _ANAPHORA.search(clause) else "new_question"  # opens a new subject  # a request with no style word: loses to a topic shift in the same message
     if _ACKNOWLEDGE.search(clause):
         return "ack"
     return "neutral"
@@ -359,7 +453,10 @@ class KeywordClassifier(FeedbackClassifier):
 def _classify(message: str) -> str:
     kinds = [clause_kind(c) for c in clauses(message)]
     best = min(kinds, key=_RANK.__getitem__, default="neutral")
-    return "pos_progress" if best == "ack" else best
+    # a bare acknowledgement ("ok", "got it") carries no signal; a follow-up question is progress
+    mapped = {"ack": "neutral", "question": "pos_progress", "restate_weak": "neg_constraint_restate",
+              "new_question": "topic_shift"}
+    return mapped.get(best, best)
 
 
 CLASSIFIERS: dict[str, type[FeedbackClassifier]] = {"oracle": OracleClassifier, "keyword": KeywordClassifier}
