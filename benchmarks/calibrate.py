@@ -6,6 +6,8 @@
    on a small grid (:data:`GRIDS`, printed), with the no-memory method (``vanilla``) alone, against the
    published no-memory row (:data:`PUBLISHED`). The loss is the sum of squared misses, each divided by
    its tolerance (:data:`TOLERANCES`), so every target counts in units of "how far from acceptable".
+   Every grid point runs on a small sample; the :data:`REFINE` best run again at full size (the
+   prediction's users and sessions) and the best of those is kept.
 2. **Predict.** With the fitted values fixed, the memory methods run unchanged: every parameter only
    they use (reflection's ``reflect_drop`` / ``reflect_blur``, the extractor's ``extract_miss``) keeps
    its documented value, set before this comparison and never searched. The script prints published
@@ -60,8 +62,8 @@ PREDICTION_TOLERANCES: dict[str, dict[str, float]] = {
 
 #: The search grid per fitted parameter (small on purpose: a handful of values each).
 GRIDS: dict[str, dict[str, Sequence[float]]] = {
-    "msc-llama70b": {"defer_prob": (0.7, 0.75, 0.8, 0.85, 0.9), "recheck_prob": (0.0, 0.3, 0.6),
-                     "verify_prob": (0.0, 0.3), "max_restate": (2, 3), "notice_prob": (0.6, 0.8, 1.0)},
+    "msc-llama70b": {"defer_prob": (0.8, 0.85, 0.9), "recheck_prob": (0.3, 0.6, 0.9),
+                     "verify_prob": (0.0, 0.3), "max_restate": (2, 3), "notice_prob": (0.5, 0.7, 0.9)},
     "vars-llama8b": {"notice_prob": (0.1, 0.15, 0.2, 0.25), "defer_prob": (0.0, 0.25, 0.5),
                      "verify_prob": (0.0, 0.3), "max_restate": (1, 2, 3)},
 }
@@ -76,6 +78,9 @@ STAGES: dict[str, dict[str, Any]] = {
                      "methods": ("vanilla", "contextual", "all_memory", "reflection", "rag", "rag_vector")},
 }
 
+#: grid points re-run at the prediction's size before the best is chosen
+REFINE = 8
+
 _USER_PARAMS = ("recheck_prob", "verify_prob", "max_restate", "patience", "persona_intro_prob", "notice_prob")
 
 
@@ -87,7 +92,8 @@ def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
 
 def simulate(world: World, methods: Sequence[str], users: int, sessions: int, *, data_dir: str | None,
              seed: int = 0) -> dict[str, dict[str, float]]:
-    """Mean task success %, user effort, messages, timeout %, user tokens per method in ``world``."""
+    """Mean task success %, user effort, messages, timeout % (as VARS counts it: sessions that ended
+    without a satisfied user and without success) and user tokens per method in ``world``."""
     from agents import make_agent
     from benchmarks.lanes import run_session
     from personalization_env.env import MultiSessionCollabEnv
@@ -109,7 +115,8 @@ def simulate(world: World, methods: Sequence[str], users: int, sessions: int, *,
         out[method] = {"task_success": 100 * sum(r["task_success"] for r in rows) / n,
                        "user_effort": sum(r["user_effort"] for r in rows) / n,
                        "messages": sum(r["messages"] for r in rows) / n,
-                       "timeout": 100 * sum(r["timeout"] for r in rows) / n,
+                       # VARS's timeout: the session ran out of turns without success
+                       "timeout": 100 * sum(r["timeout"] * (1 - r["task_success"]) for r in rows) / n,
                        "user_tokens": sum(r["user_tokens"] for r in rows) / n}
     return out
 
@@ -119,19 +126,34 @@ def loss(sim: Mapping[str, float], target: Mapping[str, float], tol: Mapping[str
     return sum(((sim[k] - v) / tol[k]) ** 2 for k, v in target.items())
 
 
-def fit(name: str, world: World, data_dir: str | None, seed: int = 0) -> tuple[dict[str, Any], dict[str, float]]:
-    """Grid search of the world's fitted parameters against its published no-memory row."""
+def fit(name: str, world: World, data_dir: str | None, seed: int = 0,
+        log: Any = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Grid search of the world's fitted parameters against its published no-memory row.
+
+    Every grid point runs the no-memory method on a small sample (``fit_users`` x ``fit_sessions``);
+    the :data:`REFINE` best are run again at the prediction's size (``users`` x ``sessions``, where
+    sampling noise is small) and the best of those is kept, so the fit is not a lucky small sample.
+    """
     grid = GRIDS[name]
     stage = STAGES[name]
     target, tol = PUBLISHED[name]["vanilla"], TOLERANCES[name]
-    best: tuple[float, dict[str, Any], dict[str, float]] | None = None
     keys = list(grid)
+    scored = []
     for values in itertools.product(*(grid[k] for k in keys)):
         params = dict(zip(keys, values))
         agent, user = split_params(params)
         sim = simulate(world.with_params(agent, user), ["vanilla"], stage["fit_users"], stage["fit_sessions"],
                        data_dir=data_dir, seed=seed)["vanilla"]
+        scored.append((loss(sim, target, tol), len(scored), params))
+    best: tuple[float, dict[str, Any], dict[str, float]] | None = None
+    for _, _, params in sorted(scored)[:REFINE]:
+        agent, user = split_params(params)
+        sim = simulate(world.with_params(agent, user), ["vanilla"], stage["users"], stage["sessions"],
+                       data_dir=data_dir, seed=seed)["vanilla"]
         score = loss(sim, target, tol)
+        if log is not None:
+            print(f"  refine {params}: " + ", ".join(f"{k} {sim[k]:.2f}" for k in target) + f" (loss {score:.2f})",
+                  file=log)
         if best is None or score < best[0] - 1e-12:
             best = (score, params, sim)
     assert best is not None
@@ -180,9 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fitting ONLY to the published no-memory row " + str(published["vanilla"]) + "; grid:")
         for k, v in GRIDS[name].items():
             print(f"  {k}: {list(v)}")
-        params, _ = fit(name, world, args.data_dir, args.seed)
+        params, _ = fit(name, world, args.data_dir, args.seed, log=sys.stdout)
         print(f"fitted values ({time.perf_counter() - t0:.0f}s): {params}")
-        print("  -> paste into personalization_env/worlds.py as the preset's fit")
+        var = "_MSC_FIT" if name == "msc-llama70b" else "_VARS_FIT"
+        print(f"  -> personalization_env/worlds.py: {var}: Mapping[str, float] = {params!r}")
     agent, user = split_params(params)
     fitted = world.with_params(agent, user)
     sim = simulate(fitted, stage["methods"], stage["users"], stage["sessions"], data_dir=args.data_dir, seed=args.seed)

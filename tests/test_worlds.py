@@ -90,3 +90,23 @@ def test_the_run_gives_the_agents_the_worlds_scripted_model():
     cfg = RunConfig(world="vars-llama8b")
     assert _backend("scripted", cfg).config == get_world("vars-llama8b").agent_config()
     assert _backend("scripted", RunConfig()).config == ScriptedConfig()
+
+
+def test_calibration_searches_only_unsourced_parameters_never_the_memory_methods():
+    from benchmarks.calibrate import GRIDS, PUBLISHED
+
+    memory_only = {"reflect_drop", "reflect_blur", "extract_miss"}
+    for name, grid in GRIDS.items():
+        w = get_world(name)
+        assert set(grid) == set(w.fitted)  # the preset says what is fitted, and that is all that is searched
+        assert not memory_only & set(grid)
+        assert all("fitted by benchmarks.calibrate" in w.sources[k] for k in grid)
+        assert "vanilla" in PUBLISHED[name]  # the row it is fitted to
+
+
+def test_kendall_tau_against_hand_counts():
+    from benchmarks.calibrate import kendall_tau
+
+    assert kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx((5 - 1) / 6)  # one discordant pair of six

@@ -136,7 +136,8 @@ class RuleUserSession(UserSession):
             return msg, "neg_constraint_restate", {"enforced_ids": tuple(p.id for p in chosen), "verdicts": verdicts}
         if self.checking:  # back from checking the adopted draft; the reply in between was only read
             self.checking = False
-            if is_correct(self.task, self.draft):
+            # the check finds a wrong draft as often as the user notices a wrong answer (verify_prob)
+            if is_correct(self.task, self.draft) or self.rng.random() >= self.traits["verify_prob"]:
                 return _pick(self.rng, _RECHECK_OK), "pos_praise", {"done": True, "outcome": "satisfied",
                                                                     "verdicts": verdicts}
             return (_pick(self.rng, _RECHECK_FAIL_PREFIX) + _pick(self.rng, ph["correction"]), "neg_correction",
