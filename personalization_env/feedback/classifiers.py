@@ -71,21 +71,19 @@ _SLOTS: dict[str, tuple[str, ...] | str] = {
 # ("tell me why the other options are wrong"), so cues inside a request are not counted (see below).
 _CORRECTION = PhraseSet((
     "wrong", "incorrect", "not correct", "not right", "isn't right", "ain't right", "inaccurate", "mistaken",
-    "{its} false", "not true", "a mistake", "a typo", "an error", "a bug", "an off-by-one", "off by one", "off by",
+    "{its} false", "not true", "a mistake", "a typo", "an error", "a bug", "it fails", "this fails", "that fails", "it failed", "{its} broken", "it crashed", "it throws",
+    "it hangs", "it freezes", "it skips", "an error", "it errors", "errors out", "an off-by-one", "off by one", "off by",
     "miscalculated", "miscalculation", "miscounted", "misread", "misunderstood the question", "mixed up",
-    "mix up", "mixed-up", "mixing up", "swapped", "backwards", "the other way around", "flipped", "doesn't match", "does not match", "don't match", "doesn't check out",
-    "doesn't work", "does not work", "didn't work", "not working", "won't work", "crashes", "crashed", "crashing",
-    "throws", "threw", "raises", "traceback", "exception", "segfault", "infinite loop", "syntax error",
+    "mix up", "mixed-up", "mixing up", "doesn't match", "does not match", "don't match", "doesn't check out",
+    "doesn't work", "does not work", "didn't work", "not working", "won't work", "crashes", "traceback", "exception", "segfault", "infinite loop", "syntax error",
     "type error", "outdated", "deprecated", "doesn't exist", "does not exist", "no such", "not a thing",
     "made up", "made-up", "hallucinated", "isn't real", "not real", "misspelled", "spelled wrong", "typo in",
     "removed in", "no longer", "{you} confused", "{you} mixed", "{you} swapped", "{you} counted", "{you} got {num}",
     "you're thinking of", "you're describing", "that describes", "you answered a different", "wrong one",
     "the other one", "the old version", "only works for", "only true for", "counterexample", "you missed",
-    "skips", "skipped", "misses", "ignores", "overwrites", "double counts", "counts twice", "one problem",
-    "one issue", "an issue", "a problem with", "output is", "is empty", "nothing happens",
-    "prints nothing", "returns nothing", "no output", "gives nothing", "can't happen", "cannot happen", "impossible",
-    "question wants", "question says", "question asks", "problem says", "problem wants", "assignment says",
-    "task says", "you have {num}", "answer is {num}", "answer should be", "should equal", "that's a different", "that's the wrong", "fails", "failed", "failing", "broken", "contradicts", "contradiction", "contradictory",
+    "overwrites", "double counts", "counts twice", "one issue", "an issue", "a problem with", "nothing happens",
+    "prints nothing", "returns nothing", "no output", "gives nothing", "question wants", "question says", "question asks", "problem says", "problem wants", "assignment says",
+    "task says", "you have {num}", "answer is {num}", "answer should be", "should equal", "that's a different", "that's the wrong", "contradicts", "contradiction", "contradictory",
     "inconsistent", "you said earlier", "earlier you said", "before you said", "you just said", "you said it was",
     "should be", "should have been", "should've been", "shouldn't be", "is actually", "{its} actually",
     "actually {its}", "{be} actually", "the answer is actually", "you sure", "is that right",
@@ -96,23 +94,19 @@ _CORRECTION = PhraseSet((
     "the book says", "the key says", "my teacher says", "nope", "nah", "not quite",
     "you made a", "you forgot", "you missed", "you dropped", "you skipped a", "you confused", "you misread",
     "you misunderstood", "you used the wrong", "wrong formula", "wrong sign",
-    "wrong answer", "wrong value", "wrong number", "higher than", "lower than", "bigger than", "smaller than",
-    "more than", "less than", "exceed", "exceeds", "makes no sense for", "not possible",
-    "{num}, not {num}", "{num} not {num}", "{num} instead of {num}", "not {num}", "isn't {num}", "wasn't {num}",
-    "it's {num}", "it is {num}", "equals {num}", "comes out to {num}", "comes to {num}", "gives {num}",
-    "i don't think so", "i doubt", "doubt that", "hmm, no", "no, {its}", "no that's", "no it's", "that's off",
+    "wrong answer", "wrong value", "wrong number", "makes no sense for", "not possible",
+    "{num}, not {num}", "{num} not {num}", "{num} instead of {num}", "i don't think so", "i doubt", "doubt that", "hmm, no", "no, {its}", "no that's", "no it's", "that's off",
     "way off", "not even close", "you messed up", "messed up", "screwed up", "bugged", "buggy", "returns the wrong",
     "returns none", "prints the wrong", "gives the wrong", "outputs the wrong", "the tests fail", "test fails",
-    "index out of range", "out of bounds", "undefined", "not defined", "is missing", "you left out", "error",
-    "errors", "is off", "are off", "seems off", "looks off", "hangs", "freezes", "times out", "never finishes",
-    "never returns", "runs forever", "divides by zero", "division by zero", "divide by zero", "reversed", "inverted",
-    "transposed", "the wrong way round", "the opposite", "the book has", "the key has", "the solution says",
-    "gives me {num}", "get {num}", "got {num}", "you computed", "you calculated", "you picked", "you chose",
+    "index out of range", "out of bounds", "you left out", "is off", "are off", "seems off", "looks off", "times out", "never finishes",
+    "never returns", "runs forever", "divides by zero", "division by zero", "divide by zero", "the wrong way round", "the opposite", "the book has", "the key has", "the solution says",
+    "gives me {num}", "you computed", "you calculated", "you picked", "you chose",
     "question asked", "question asks for", "problem asked", "you wrote", "you put", "you typed", "you said", "you have it as", "shouldn't it", "should it be",
     "isn't it", "wouldn't it", "isn't that", "shouldn't that", "wasn't it", "doesn't it",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
-_CORRECTION_RE = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b|^(?:no|nope|nah)\b[,.!]+\s+(?!thanks|thank|problem|worries|"
+_CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave)\s+(?:me\s+)?(?:an?\s+)?[A-Z]\w*"
+                            r"(?:Error|Exception)\b|^(?:no|nope|nah)\b[,.!]+\s+(?!thanks|thank|problem|worries|"
                             r"need|rush|worry|that's (?:fine|ok|okay|good))", re.IGNORECASE)
 _CHECK_REQUEST = PhraseSet((
     "check", "recheck", "re-check", "double-check", "double check", "verify it", "verify that", "verify this", "fix", "correct {it}",
@@ -280,17 +274,17 @@ _NEW_SUBJECT = re.compile(r"\b(?:another|different|new|next|other|separate|unrel
 # "X, not Y" closing a statement ("the quote is from Hamlet, not Macbeth")
 # something the reply did, named by the user ("you listed 21", "you used the mean")
 _YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|included|picked|chose|gave|added|forgot|missed|"
-                      r"dropped|skipped|left|counted|computed|calculated|assumed|treated|called|mixed|swapped|confused|"
-                      r"switched|reversed|divided|multiplied|subtracted|added|rounded|misread|ignored)\b", re.IGNORECASE)
-_X_NOT_Y = re.compile(r"\w[\w'.)%-]*,?\s+not\s+(?:a\s+|an\s+|the\s+)?[\w'.(%-]+\s*[.!?]*$", re.IGNORECASE)
+                      r"dropped|skipped|left\s+out|computed|calculated|assumed|treated|mixed|swapped|confused|switched|"
+                      r"reversed|misread|ignored|misunderstood)\b", re.IGNORECASE)
+_X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[\w'.(%-]+\s*[.!?]*$", re.IGNORECASE)
 # praise by emoji alone ("👍", "🙏")
 _PRAISE_EMOJI = re.compile("[\U0001F44D\U0001F64F\U0001F60A\U0001F600\U0001F603\U0001F604\U0001F601\U0001F389\u2764"
                            "\U0001F64C\U0001F4AF\u2705\U0001F973\U0001F525\U0001F44C\U0001F60D\U0001F44F\U0001F917]")
 # asking for help with something: a question about a subject, not a wish about the reply's form
 _HELP = re.compile(r"\bhelp\s+(?:me|us|with)\b", re.IGNORECASE)
 # a sum worked out in the message ("7 times 8 is 56"): the user redoing the arithmetic
-_ARITHMETIC = re.compile(r"\d\s*(?:[-+*/x\u00d7\u00f7^]|times|plus|minus|divided by|over)\s*\(?-?\d[^.?!]*?"
-                         r"(?:\bis\b|=|\bequals\b|\bgives\b|\bmakes\b)\s*-?\$?\d", re.IGNORECASE)
+_ARITHMETIC = re.compile(r"\d\s+(?:times|plus|minus|divided\s+by)\s+-?\d+(?:\.\d+)?\s+(?:is|equals|makes)\s+-?\d",
+                         re.IGNORECASE)
 # an elongated interjection of understanding ("ohhh", "ahh", "aha")
 _AHA = re.compile(r"^(?:o+h{2,}|a+h{2,}|a+ha+)\b", re.IGNORECASE)
 _BARE_NO = re.compile(r"^(?:no+|nope|nah|wrong|incorrect)\s*[.!]*$", re.IGNORECASE)
@@ -428,8 +422,10 @@ def clause_kind(clause: str) -> str:
 
 
 def is_correction(text: str) -> bool:
-    """Whether ``text`` says the previous answer was wrong (some clause of it is a correction)."""
-    return any(clause_kind(c) == "neg_correction" for c in clauses(text or ""))
+    """Whether ``text`` says the previous answer was wrong (some clause of its first paragraph is a
+    correction: a verdict is said, while what follows a blank line is mostly quoted material, such as
+    a problem statement with its own "not" and "wrong")."""
+    return any(clause_kind(c) == "neg_correction" for c in clauses((text or "").split("\n\n", 1)[0]))
 
 
 class KeywordClassifier(FeedbackClassifier):
