@@ -237,13 +237,15 @@ class PhraseSet:
     def __init__(self, phrases: Iterable[str], slots: dict[str, tuple[str, ...] | str] | None = None):
         self.phrases: tuple[str, ...] = tuple(dict.fromkeys(phrases))
         self.slots = dict(slots or {})
+        slot_rx = {re.escape("{" + name + "}"): "(?:" + (slot if isinstance(slot, str) else "|".join(
+            re.escape(w).replace(r"\ ", r"\s+").replace("'", "['\u2019]") for w in slot)) + ")"
+            for name, slot in self.slots.items()}
         alts = []
         for p in sorted(self.phrases, key=len, reverse=True):
             pat = re.escape(p.lower()).replace(r"\ ", r"\s+").replace("'", "['\u2019]")
-            for name, slot in self.slots.items():
-                rx = slot if isinstance(slot, str) else "|".join(
-                    re.escape(w).replace(r"\ ", r"\s+").replace("'", "['\u2019]") for w in slot)
-                pat = pat.replace(re.escape("{" + name + "}"), f"(?:{rx})")
+            for key, rx in slot_rx.items():
+                if key in pat:
+                    pat = pat.replace(key, rx)
             alts.append(pat)
         # a word joined by a hyphen or an apostrophe is part of another word ("follow" in "follow-up")
         # (a quote mark after the phrase ends it: "'index out of range'")

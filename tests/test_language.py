@@ -5,7 +5,8 @@ people write it, not match the simulator's own wording. The main check here coll
 text the simulator writes (the rule user's phrase tables, the preference catalogue it states from,
 the condition words it adds, the persona openers, the renderer's and the scripted model's string
 tables) straight from the source and data files, and asserts that no lexicon entry of three or more
-words is a fragment of any of it.
+words is a fragment of any of it. (The statement recogniser matches statements against the catalogue
+it is given; that reference set is its input, not its lexicon, and is not checked here.)
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ from personalization_env.language import (STOP_WORDS, SITUATION_WORDS, TASK_KIND
                                           statements)
 from personalization_env.types import Condition, PreferenceType
 
-#: the recogniser's own vocabulary (a test checks none copies the simulator's wording); what it matches
-#: statements against is the catalogue it is given
+#: the recogniser's own vocabulary (a test checks none copies the simulator's wording). What it matches
+#: statements against is the catalogue it is given, phrasings included: they serve as paraphrases of each
+#: type (without them it reads fewer of the hand-written statements in benchmarks/data as well)
 LEXICON: dict[str, tuple[str, ...]] = {"stop_words": tuple(sorted(STOP_WORDS))}
 
 

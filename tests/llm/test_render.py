@@ -138,6 +138,7 @@ def test_library_modules_hold_no_measured_figures() -> None:
     no percentages or rates in the docstrings of the renderer and the language modules."""
     import re
 
+    from agents.memory import extractors
     from personalization_env import language
     from personalization_env.feedback import classifiers
     from personalization_env.llm import recognize
@@ -146,7 +147,7 @@ def test_library_modules_hold_no_measured_figures() -> None:
 
     # (an example phrase such as "I'm 90% confident" is no measured figure)
     figure = re.compile(r"\d+(?:\.\d+)?\s?%(?!\s*(?:confident|sure|certain))|\b0\.\d+\s*-\s*0\.\d+")
-    for mod in (R, language, classifiers, recognize, checkers, text):
+    for mod in (R, language, classifiers, recognize, checkers, text, extractors):
         assert not [k for k in vars(mod) if k.startswith("MEASURED")], mod.__name__
         docs = [mod.__doc__ or ""] + [getattr(v, "__doc__", "") or "" for v in vars(mod).values()
                                       if callable(v) and getattr(v, "__module__", None) == mod.__name__]
