@@ -105,12 +105,12 @@ _CORRECTION = PhraseSet((
     "isn't it", "wouldn't it", "isn't that", "shouldn't that", "wasn't it", "doesn't it",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
-_CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave)\s+(?:me\s+)?(?:an?\s+)?[A-Z]\w*"
+_CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave|says|said|shows|showed|prints|reports)\s+(?:me\s+)?(?:an?\s+)?[A-Z]\w*"
                             r"(?:Error|Exception)\b|^(?:no|nope|nah)\b[,.!]+\s+(?!thanks|thank|problem|worries|"
                             r"need|rush|worry|that's (?:fine|ok|okay|good))", re.IGNORECASE)
 _CHECK_REQUEST = PhraseSet((
     "check", "recheck", "re-check", "double-check", "double check", "verify it", "verify that", "verify this", "fix", "correct {it}",
-    "look again", "try again", "redo {it}", "recalculate", "recompute", "re-do", "go over", "re-examine",
+    "look again", "try again", "redo {it}", "recalculate", "recompute", "re-do", "re-examine",
 ), _SLOTS)
 # Not understanding, said outright or asked as a question.
 _CONFUSION = PhraseSet((
@@ -128,7 +128,8 @@ _CONFUSION = PhraseSet((
     "clarify", "rephrase", "in simpler terms", "in plain english",
     "eli5", "over my head", "too advanced", "i'm stuck on", "stuck on the", "still stuck", "lost track",
     "went over my head", "i'm puzzled", "puzzled", "baffled", "scratching my head", "what happened to",
-    "explain {it} again", "different way", "another way", "other words", "the point of", "what's the point",
+    "explain {it} again", "trouble", "having trouble", "struggling", "hard time", "slowly", "more slowly", "slower",
+    "role of", "what does the", "what's it for", "different way", "another way", "other words", "the point of", "what's the point",
     "purpose of", "what for", "explain", "elaborate", "go through", "difference between", "am i missing", "missing something", "unpack", "break down",
     "walk me through", "like i'm five", "like i'm 5", "dumb it down", "layman's terms",
     "simple terms", "explain what", "explain why", "explain how", "explain that",
@@ -162,7 +163,7 @@ _PRAISE = PhraseSet((
     "wow", "whoa", "omg", "all clear", "mystery solved", "that settles it", "i'm done", "we're good", "i'm good",
     "enjoyed", "saved me", "saved my", "made my day", "confirmed", "verified", "i agree", "agreed",
     "that'll do", "that will do", "does the job", "works for me", "works fine", "good enough", "what i was after",
-    "just right", "ace", "chef's kiss", "slaps", "dope", "rad", "sublime", "couldn't be clearer", "crisp",
+    "just right", "ace", "appreciate", "chef's kiss", "slaps", "dope", "rad", "sublime", "couldn't be clearer", "crisp",
     "pure gold", "gold", "magic", "on the money", "you got it", "there we go", "there it is", "nice one", "good one",
     "love that", "mind blown", "like a charm", "nicely done", "well said", "so helpful", "great stuff", "brill",
     "cracking", "smashing", "wizard", "lightbulb", "finally get it", "finally understand", "understood perfectly",
@@ -176,7 +177,7 @@ _PROGRESS = PhraseSet((
     "and what", "and if", "and why", "so how", "now how", "how would i", "how would you",
     "can i also", "could i also", "would that also", "does that also", "does this also", "does that mean",
     "so that means", "so then", "i see", "i follow", "following so far", "so far so good", "with you so far",
-    "got that", "got it so far", "with you", "let's do", "let's try", "harder one", "harder version",
+    "got that", "got it so far", "with you", "the rest", "rest of it", "let's do", "let's try", "harder one", "harder version",
     "next one", "one more", "now the", "now for", "onto", "onto the", "next up",
 ), _SLOTS)
 _SHORT_PROGRESS = PhraseSet(("next", "continue", "more", "and", "then", "and then", "go", "onward"), _SLOTS)
@@ -196,7 +197,7 @@ _TOPIC = PhraseSet((
     "can we talk about", "forget that", "forget it", "forget about", "forget this", "scrap that", "instead, can",
     "another problem", "different problem", "new problem", "next problem", "next question", "other question",
     "totally different", "completely different", "moving on", "forget the", "separately", "random but",
-    "enough math", "enough of that", "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics", "switching topics", "switch topics", "on a side note",
+    "leave this", "leave that", "ask about", "enough math", "enough of that", "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics", "switching topics", "switch topics", "on a side note",
 ), _SLOTS)
 # Saying again what was asked before ...
 _RESTATED = PhraseSet((
@@ -216,7 +217,9 @@ _REQUESTS = PhraseSet((
     "please", "pls", "plz", "could you", "can you", "would you", "will you", "could we", "can we", "would it",
     "can the", "could the", "can it", "could it", "i'd really like", "i'd really prefer", "i'd much prefer",
     "i'd much rather", "i really want", "i really need", "i really prefer", "i'd like", "i would like", "i'd love", "i'd prefer", "i prefer", "prefer", "preferred", "i'd rather", "i would rather",
-    "i'd appreciate", "i would appreciate", "i want", "i wanted", "i need", "i learn better",
+    "i'd appreciate", "i would appreciate", "i want you", "i want it", "want the", "i want a", "i want an",
+    "i want more", "i want less", "i want just", "i want only", "i wanted", "i need you", "i need it", "need the",
+    "i need a", "i need an", "i need more", "i need less", "i need just", "i need only", "i learn better",
     "works better for me", "works best for me", "helps me", "would help", 
     "would be great", "would be better", "would make", "it'd be", "just the", "only the", "make sure", "be sure to", "you should",
     "you need to", "you must", "you have to",
@@ -254,17 +257,18 @@ _SELF_CORRECTION = PhraseSet(("had a typo", "made a typo", "i typed", "i mistype
                               "i gave you the wrong"), _SLOTS)
 # a question about a term ("what's a lemma?"), between two options ("is it 5 or 6?", "which one ...?"), or a bare "what?"
 _CONFUSED_QUESTION = re.compile(r"^(?:what(?:['\u2019]s|\s+is|\s+are)\s+(?:exactly\s+)?"
-                                r"(?!(?:an?\s+|the\s+)?(?:next|following|up|else|new|plan|step|part|stage|phase|question)\b)(?:an?\s+|the\s+)?"
-                                r"(?:[\w'\"-]+\s*){1,3}\?|"
+                                r"(?!(?:an?\s+|the\s+)?(?:next|following|up|else|new|plan|step|part|stage|phase|question)\b)"
+                                r"(?:an?\s+(?:[\w-]+\s*){1,2}|(?:the\s+)?[\w-]+|'[^']+'|\"[^\"]+\")\s*\?|"
                                 r"what\s+exactly\b.*|(?:is|was|are|should|do|does|so\s+do|so\s+is)\b.*\bor\b.*|"
                                 r"which\b.*|(?:what|huh|eh|pardon|sorry)\s*[?!.]*)$", re.IGNORECASE)
 # a why-question, or how something works or came about ("why square it?", "how does that work?")
 _WHY = re.compile(r"^(?:but\s+|and\s+|so\s+)?(?:why\b|how\s+(?:does|did|is|are|was|were|come|on earth)\b|"
+                  r"how\s+(?:do|can|would)\s+(?:you|we)\s+(?:know|tell)\b|"
                   r"is\s+(?:that|this|it)\s+because\b)", re.IGNORECASE)
 # a question that refers back to the conversation (a pronoun or a continuation word): a follow-up
 _ANAPHORA = re.compile(r"\b(?:it|this|that|these|those|they|them|the same|same|here|there|then|also|too|instead|"
                        r"part|step|steps|case|version|one|ones|result|answer|formula|equation|function|code|example|"
-                       r"method|approach|solution|next|further|more|else|and|so|ok|okay|if|what about|what if)\b",
+                       r"method|approach|solution|next|after|should\s+i|do\s+i|further|more|else|and|so|ok|okay|if|what about|what if)\b",
                        re.IGNORECASE)
 # asking what a word means, anywhere ("could you break down what 'amortized' means")
 _MEANING = re.compile(r"\bwhat\b.{0,50}\bmean(?:s|t)?\b", re.IGNORECASE)
@@ -276,7 +280,9 @@ _NEW_SUBJECT = re.compile(r"\b(?:another|different|new|next|other|separate|unrel
 _YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|included|picked|chose|gave|added|forgot|missed|"
                       r"dropped|skipped|left\s+out|computed|calculated|assumed|treated|mixed|swapped|confused|switched|"
                       r"reversed|misread|ignored|misunderstood)\b", re.IGNORECASE)
-_X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[\w'.(%-]+\s*[.!?]*$", re.IGNORECASE)
+_X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[^\s,;]+\s*[.!?]*$", re.IGNORECASE)
+# a pointed question ("isn't it ln|x|?", "shouldn't the total be 40?")
+_POINTED = re.compile(r"^(?:isn|shouldn|wouldn|doesn|didn|wasn|aren|don|won|can)['\u2019]?t\b.*\?\s*$", re.IGNORECASE)
 # praise by emoji alone ("👍", "🙏")
 _PRAISE_EMOJI = re.compile("[\U0001F44D\U0001F64F\U0001F60A\U0001F600\U0001F603\U0001F604\U0001F601\U0001F389\u2764"
                            "\U0001F64C\U0001F4AF\u2705\U0001F973\U0001F525\U0001F44C\U0001F60D\U0001F44F\U0001F917]")
@@ -288,8 +294,7 @@ _ARITHMETIC = re.compile(r"\d\s+(?:times|plus|minus|divided\s+by)\s+-?\d+(?:\.\d
 # an elongated interjection of understanding ("ohhh", "ahh", "aha")
 _AHA = re.compile(r"^(?:o+h{2,}|a+h{2,}|a+ha+)\b", re.IGNORECASE)
 _BARE_NO = re.compile(r"^(?:no+|nope|nah|wrong|incorrect)\s*[.!]*$", re.IGNORECASE)
-_ASKS_FOR_ANSWER = re.compile(r"\b(?:what|which|so|where)\b.*\b(?:answer|result|solution|final)\b|"
-                              r"\b(?:answer|result)\s*\?", re.IGNORECASE)
+_ASKS_FOR_ANSWER = re.compile(r"^(?:so\s+)?(?:what|which|where)\b.*\b(?:answer|result|solution)\b", re.IGNORECASE)
 # What a wish about the reply is about: its format, length, tone, structure and extras.
 _STYLE = PhraseSet((
     "bullet", "bullets", "bullet points", "bulleted", "list", "lists", "numbered", "number the", "numbering",
@@ -395,9 +400,9 @@ def clause_kind(clause: str) -> str:
             return "neg_correction"
     elif (_CORRECTION.search(core) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)
           or _CORRECTION.search(clause) or _YOU_DID.search(core)
-          or _BARE_NO.match(core) or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core)))):
+          or _BARE_NO.match(core) or _POINTED.match(core) or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core)))):
         return "neg_correction"
-    if _TOPIC.search(clause) or _NEW_SUBJECT.search(core):
+    if _TOPIC.search(clause) or _NEW_SUBJECT.search(clause):
         return "topic_shift"
     if request:  # "tell me to ask if anything is unclear" asks for something, it is not confused
         core = _SUBORDINATE.sub("", core)
