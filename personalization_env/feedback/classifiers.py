@@ -382,8 +382,10 @@ def clause_kind(clause: str) -> str:
     n_words = len(core.split())
     if _WHY.match(core) and not marked:  # "why would we use a set here" asks for a reason
         return "neg_confusion"
-    short = n_words <= 5 and not question and not _PRAISE.search(core)  # "Shorter." but not "amazing explanation"
-    if style and (framed or marked or conditional or short):
+    # praise of the form ("great explanation, thank you so much") is no wish about it
+    praised = _PRAISE.pattern.match(core) is not None and not (request or marked or conditional)
+    short = n_words <= 5 and not question
+    if style and not praised and (framed or marked or conditional or short):
         return "neg_constraint_restate"
     # "could you use ...?": a request asked as a question, with a verb that shapes a reply
     frame = REQUEST_FRAME.match(core) if question else None
