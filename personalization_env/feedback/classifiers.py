@@ -396,8 +396,9 @@ def clause_kind(clause: str) -> str:
     negated = has_negation(core)
     if _SELF_CORRECTION.search(core):
         return "neutral"
-    # a request to check or fix is a correction; other requests do not say the answer is wrong
-    if request:
+    # a request to check or fix is a correction; other requests, and wishes under a condition ("for
+    # multiple-choice questions, say why the wrong answers are wrong"), do not say the answer is wrong
+    if request or conditional:
         if _CHECK_REQUEST.search(core):
             return "neg_correction"
     elif (_CORRECTION.search(core) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)

@@ -63,6 +63,10 @@ def test_is_correction_reads_clauses():
     assert is_correction("Thanks, but the total is wrong.")
     assert not is_correction("Please explain why the other options are wrong.")
     assert not is_correction("Thanks, that's it!")
+    # a wish under a condition names mistakes without calling this answer wrong
+    assert not is_correction("For proofs, point out where a wrong step would lead.")
+    # a quoted problem after a blank line is not the user's verdict
+    assert not is_correction("Can you help with this?\n\nA coin is flipped; the second toss is not heads. Which is wrong?")
 
 
 def test_whole_words_only_no_substring_firing():
