@@ -64,8 +64,8 @@ PREDICTION_TOLERANCES: dict[str, dict[str, float]] = {
 GRIDS: dict[str, dict[str, Sequence[float]]] = {
     "msc-llama70b": {"defer_prob": (0.8, 0.85, 0.9), "recheck_prob": (0.3, 0.6, 0.9),
                      "verify_prob": (0.0, 0.3), "max_restate": (2, 3), "notice_prob": (0.5, 0.7, 0.9)},
-    "vars-llama8b": {"notice_prob": (0.1, 0.15, 0.2, 0.25), "defer_prob": (0.0, 0.25, 0.5),
-                     "verify_prob": (0.0, 0.3), "max_restate": (1, 2, 3)},
+    "vars-llama8b": {"notice_prob": (0.125, 0.15, 0.175, 0.2), "defer_prob": (0.0, 0.25), "recheck_prob": (0.0, 0.5),
+                     "verify_prob": (0.6, 0.75, 0.9), "max_restate": (2, 3)},
 }
 
 #: Users, sessions and methods of each stage. Fit: the no-memory method only (sessions are alike

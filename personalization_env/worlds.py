@@ -90,7 +90,8 @@ _MSC_DATASETS = "math_500,math_hard,logiqa,mmlu,medqa"
 # rerunning that command reproduces them (it prints the same table and values).
 _MSC_FIT: Mapping[str, float] = {'defer_prob': 0.85, 'recheck_prob': 0.3, 'verify_prob': 0.0, 'max_restate': 2,
                                  'notice_prob': 0.7}
-_VARS_FIT: Mapping[str, float] = {"notice_prob": 1.0, "defer_prob": 0.0, "verify_prob": 0.3, "max_restate": 2}
+_VARS_FIT: Mapping[str, float] = {'notice_prob': 0.15, 'defer_prob': 0.25, 'recheck_prob': 0.0, 'verify_prob': 0.75,
+                                  'max_restate': 3}
 
 
 def _split(fit: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
