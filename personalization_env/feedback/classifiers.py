@@ -83,7 +83,10 @@ _CORRECTION = PhraseSet((
     "the other one", "the old version", "only works for", "only true for", "counterexample", "you missed",
     "overwrites", "double counts", "counts twice", "one issue", "an issue", "a problem with", "nothing happens",
     "prints nothing", "returns nothing", "no output", "gives nothing", "question wants", "question says", "question asks", "problem says", "problem wants", "assignment says",
-    "task says", "you have {num}", "answer is {num}", "answer should be", "should equal", "that's a different", "that's the wrong", "contradicts", "contradiction", "contradictory",
+    "task says", "key says", "teacher says", "teacher said", "calculator says", "calculator gives", "compiler says",
+    "docs say", "documentation says", "same mistake", "the mistake", "mistake again", "breaks when", "it breaks",
+    "this breaks", "dead link", "broken link", "careful,", "watch out", "got it backwards", "have it backwards",
+    "it's backwards", "is backwards", "wrong way around", "sure about that", "certain about", "you have {num}", "answer is {num}", "answer should be", "should equal", "that's a different", "that's the wrong", "contradicts", "contradiction", "contradictory",
     "inconsistent", "you said earlier", "earlier you said", "before you said", "you just said", "you said it was",
     "should be", "should have been", "should've been", "shouldn't be", "is actually", "{its} actually",
     "actually {its}", "{be} actually", "the answer is actually", "you sure", "is that right",
@@ -252,7 +255,7 @@ _UNDERSTAND = PhraseSet(("understand", "follow", "get it", "get this", "get that
 _DOUBT = PhraseSet(("pretty sure", "fairly sure", "quite sure", "i'm sure", "i believe", "i thought", "last i checked",
                     "as far as i know", "afaik", "surely"), _SLOTS)
 # The user correcting their own message is no verdict on the reply.
-_SELF_CORRECTION = PhraseSet(("had a typo", "made a typo", "i typed", "i mistyped", "my typo", "a typo on my", "my bad", "my mistake", "i meant",
+_SELF_CORRECTION = PhraseSet(("i messed up the", "i made an error", "had a typo", "made a typo", "i typed", "i mistyped", "my typo", "a typo on my", "my bad", "my mistake", "i meant",
                               "i wrote the", "i misread", "i miscopied", "i copied", "i should have said",
                               "i gave you the wrong"), _SLOTS)
 # a question about a term ("what's a lemma?"), between two options ("is it 5 or 6?", "which one ...?"), or a bare "what?"
@@ -282,7 +285,11 @@ _YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|include
                       r"reversed|misread|ignored|misunderstood)\b", re.IGNORECASE)
 _X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[^\s,;]+\s*[.!?]*$", re.IGNORECASE)
 # a pointed question ("isn't it ln|x|?", "shouldn't the total be 40?")
-_POINTED = re.compile(r"^(?:isn|shouldn|wouldn|doesn|didn|wasn|aren|don|won|can)['\u2019]?t\b.*\?\s*$", re.IGNORECASE)
+_POINTED = re.compile(r"^(?:(?:isn|shouldn|wouldn|doesn|didn|wasn|aren|don|won|can)['\u2019]?t\b.*\?\s*$|"
+                      r"did\s+you\s+(?:forget|miss|drop|skip|mix|confuse|swap|misread)\b)", re.IGNORECASE)
+# a belief stated against the answer ("pretty sure it's 12", "I thought it should be 4")
+_BELIEF = re.compile(r"\b(?:pretty|fairly|quite)\s+sure\b.*(?:\d|\bshould\b)|\bi\s+thought\b.*\b(?:was|is|should)\b.*\d",
+                     re.IGNORECASE)
 # praise by emoji alone ("👍", "🙏")
 _PRAISE_EMOJI = re.compile("[\U0001F44D\U0001F64F\U0001F60A\U0001F600\U0001F603\U0001F604\U0001F601\U0001F389\u2764"
                            "\U0001F64C\U0001F4AF\u2705\U0001F973\U0001F525\U0001F44C\U0001F60D\U0001F44F\U0001F917]")
@@ -403,7 +410,7 @@ def clause_kind(clause: str) -> str:
             return "neg_correction"
     elif (_CORRECTION.search(core) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)
           or _CORRECTION.search(clause) or _YOU_DID.search(core)
-          or _BARE_NO.match(core) or _POINTED.match(core) or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core)))):
+          or _BARE_NO.match(core) or _POINTED.match(core) or _BELIEF.search(core) or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core)))):
         return "neg_correction"
     if _TOPIC.search(clause) or _NEW_SUBJECT.search(clause):
         return "topic_shift"
