@@ -78,6 +78,10 @@ STAGES: dict[str, dict[str, Any]] = {
                      "methods": ("vanilla", "contextual", "all_memory", "reflection", "rag", "rag_vector")},
 }
 
+#: scripted-model parameters that only the memory methods' calls use (reflection notes, preference
+#: extraction): documented assumptions, set before any comparison, never part of a grid
+MEMORY_ONLY: tuple[str, ...] = ("reflect_drop", "reflect_blur", "extract_miss")
+
 #: grid points re-run at the prediction's size before the best is chosen
 REFINE = 8
 
@@ -208,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  -> personalization_env/worlds.py: {var}: Mapping[str, float] = {params!r}")
     agent, user = split_params(params)
     fitted = world.with_params(agent, user)
+    cfg = fitted.agent_config()
+    held = {k: getattr(cfg, k) for k in MEMORY_ONLY}
+    print(f"parameters only the memory methods use, held at their documented values (never searched): {held}")
     sim = simulate(fitted, stage["methods"], stage["users"], stage["sessions"], data_dir=args.data_dir, seed=args.seed)
     print(f"\n{stage['users']} users x {stage['sessions']} sessions per method (vanilla fitted; the others predicted, "
           "unfitted):")

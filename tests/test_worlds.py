@@ -95,7 +95,10 @@ def test_the_run_gives_the_agents_the_worlds_scripted_model():
 def test_calibration_searches_only_unsourced_parameters_never_the_memory_methods():
     from benchmarks.calibrate import GRIDS, PUBLISHED
 
+    from benchmarks.calibrate import MEMORY_ONLY
+
     memory_only = {"reflect_drop", "reflect_blur", "extract_miss"}
+    assert set(MEMORY_ONLY) == memory_only
     for name, grid in GRIDS.items():
         w = get_world(name)
         assert set(grid) == set(w.fitted)  # the preset says what is fitted, and that is all that is searched
@@ -110,3 +113,15 @@ def test_kendall_tau_against_hand_counts():
     assert kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx((5 - 1) / 6)  # one discordant pair of six
+
+
+@pytest.mark.skipif(not MSC_DIR.exists(), reason="MultiSessionCollab files not present")
+def test_calibrate_check_prints_published_beside_simulated_and_says_what_missed(monkeypatch, capsys):
+    from benchmarks import calibrate
+
+    small = {**calibrate.STAGES["msc-llama70b"], "users": 4, "sessions": 1}
+    monkeypatch.setitem(calibrate.STAGES, "msc-llama70b", small)
+    assert calibrate.main(["--world", "msc-llama70b", "--check", "--data-dir", str(MSC_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert "41.78" in out and "46.38" in out  # the published rows
+    assert "fit (" in out and "prediction reflection:" in out and "never searched" in out
