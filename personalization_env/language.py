@@ -361,10 +361,12 @@ CONDITION_CLAUSE = re.compile(r"^(?:" + "|".join(CONDITION_OPENERS) + r")\b(?:[^
 
 #: words and lead-ins that open a sentence without carrying its meaning ("Hmm,", "Also,", "As a teacher,",
 #: a short label before a colon such as "Quick question:")
-DISCOURSE_OPENER = re.compile(r"^(?:(?:hmm+|hm+|um+|uh+|ah+|oh|wait|well|so(?!\s+far\b)|ok|okay|alright|and|also|but|plus|again|"
+DISCOURSE_OPENER = re.compile(r"^(?:(?:hmm+|hm+|um+|uh+|ah+|oh|wait|well|so(?!\s+far\b)|ok|okay|alright|and|also|but|"
+                              r"plus|again|"
                               r"honestly|look|listen|ugh|sorry|btw|fyi|ps|just|you know|i mean|hold on|hang on|"
                               r"wait a (?:sec|second|minute)|as an? [\w -]{2,30}?,|"
-                              r"(?!(?:" + "|".join(CONDITION_OPENERS) + r")\b)(?:[\w'-]+ ){0,2}[\w'-]+:)(?![\w'])[\s,.:;!-]*)+", re.IGNORECASE)
+                              r"(?!(?:" + "|".join(CONDITION_OPENERS) + r")\b)(?:[\w'-]+ ){0,2}[\w'-]+:)(?![\w'])"
+                              r"[\s,.:;!-]*)+", re.IGNORECASE)
 
 
 def strip_openers(text: str) -> str:

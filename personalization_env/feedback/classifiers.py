@@ -70,197 +70,214 @@ _SLOTS: dict[str, tuple[str, ...] | str] = {
 # contradiction, doubt or a request to check. Bare "wrong"/"mistake" also occur in style requests
 # ("tell me why the other options are wrong"), so cues inside a request are not counted (see below).
 _CORRECTION = PhraseSet((
-    "wrong", "incorrect", "not correct", "not right", "isn't right", "ain't right", "inaccurate", "mistaken",
-    "{its} false", "not true", "a mistake", "a typo", "an error", "a bug", "it fails", "this fails", "that fails", "it failed", "{its} broken", "it crashed", "it throws",
-    "it hangs", "it freezes", "it skips", "an error", "it errors", "errors out", "an off-by-one", "off by one", "off by",
-    "miscalculated", "miscalculation", "miscounted", "misread", "misunderstood the question", "mixed up",
-    "mix up", "mixed-up", "mixing up", "doesn't match", "does not match", "don't match", "doesn't check out",
-    "doesn't work", "does not work", "didn't work", "not working", "won't work", "crashes", "traceback", "exception", "segfault", "infinite loop", "syntax error",
-    "type error", "outdated", "deprecated", "doesn't exist", "does not exist", "no such", "not a thing",
-    "made up", "made-up", "hallucinated", "isn't real", "not real", "misspelled", "spelled wrong", "typo in",
-    "removed in", "no longer", "{you} confused", "{you} mixed", "{you} swapped", "{you} counted", "{you} got {num}",
-    "you're thinking of", "you're describing", "that describes", "you answered a different", "wrong one",
-    "the other one", "the old version", "only works for", "only true for", "counterexample", "you missed",
-    "overwrites", "double counts", "counts twice", "one issue", "an issue", "a problem with", "nothing happens",
-    "prints nothing", "returns nothing", "no output", "gives nothing", "question wants", "question says", "question asks", "problem says", "problem wants", "assignment says",
-    "task says", "key says", "teacher says", "teacher said", "calculator says", "calculator gives", "compiler says",
-    "docs say", "documentation says", "same mistake", "the mistake", "mistake again", "breaks when", "it breaks",
-    "this breaks", "dead link", "broken link", "careful,", "watch out", "got it backwards", "have it backwards",
-    "it's backwards", "is backwards", "wrong way around", "sure about that", "certain about", "you have {num}", "answer is {num}", "answer should be", "should equal", "that's a different", "that's the wrong", "contradicts", "contradiction", "contradictory",
-    "inconsistent", "you said earlier", "earlier you said", "before you said", "you just said", "you said it was",
-    "should be", "should have been", "should've been", "shouldn't be", "is actually", "{its} actually",
-    "actually {its}", "{be} actually", "the answer is actually", "you sure", "is that right",
-    "is that correct", "is this right", "is this correct", "double-check", "double check", "recheck", "re-check",
-    "check again", "check that again", "check your", "can't be right", "cannot be right", "can't be", "cannot be",
-    "can't possibly", "that's not it", "that's not what", "not what i got", "i got {num}", "i get {num}", "i'm getting",
-    "i am getting", "i keep getting", "i calculated", "textbook says",
-    "the book says", "the key says", "my teacher says", "nope", "nah", "not quite",
-    "you made a", "you forgot", "you missed", "you dropped", "you skipped a", "you confused", "you misread",
-    "you misunderstood", "you used the wrong", "wrong formula", "wrong sign",
-    "wrong answer", "wrong value", "wrong number", "makes no sense for", "not possible",
-    "{num}, not {num}", "{num} not {num}", "{num} instead of {num}", "i don't think so", "i doubt", "doubt that", "hmm, no", "no, {its}", "no that's", "no it's", "that's off",
-    "way off", "not even close", "you messed up", "messed up", "screwed up", "bugged", "buggy", "returns the wrong",
-    "returns none", "prints the wrong", "gives the wrong", "outputs the wrong", "the tests fail", "test fails",
-    "index out of range", "out of bounds", "you left out", "is off", "are off", "seems off", "looks off", "times out", "never finishes",
-    "never returns", "runs forever", "divides by zero", "division by zero", "divide by zero", "the wrong way round", "the opposite", "the book has", "the key has", "the solution says",
-    "gives me {num}", "you computed", "you calculated", "you picked", "you chose",
-    "question asked", "question asks for", "problem asked", "you wrote", "you put", "you typed", "you said", "you have it as", "shouldn't it", "should it be",
-    "isn't it", "wouldn't it", "isn't that", "shouldn't that", "wasn't it", "doesn't it",
+ "wrong", "incorrect", "not correct", "not right", "isn't right", "ain't right", "inaccurate", "mistaken",
+ "{its} false", "not true", "a mistake", "a typo", "an error", "a bug", "it fails", "this fails", "that fails",
+ "it failed", "{its} broken", "it crashed", "it throws", "it hangs", "it freezes", "it skips", "an error",
+ "it errors", "errors out", "an off-by-one", "off by one", "off by", "miscalculated", "miscalculation",
+ "miscounted", "misread", "misunderstood the question", "mixed up", "mix up", "mixed-up", "mixing up",
+ "doesn't match", "does not match", "don't match", "doesn't check out", "doesn't work", "does not work",
+ "didn't work", "not working", "won't work", "crashes", "traceback", "exception", "segfault", "infinite loop",
+ "syntax error", "type error", "outdated", "deprecated", "doesn't exist", "does not exist", "no such",
+ "not a thing", "made up", "made-up", "hallucinated", "isn't real", "not real", "misspelled", "spelled wrong",
+ "typo in", "removed in", "no longer", "{you} confused", "{you} mixed", "{you} swapped", "{you} counted",
+ "{you} got {num}", "you're thinking of", "you're describing", "that describes", "you answered a different",
+ "wrong one", "the other one", "the old version", "only works for", "only true for", "counterexample", "you missed",
+ "overwrites", "double counts", "counts twice", "one issue", "an issue", "a problem with", "nothing happens",
+ "prints nothing", "returns nothing", "no output", "gives nothing", "question wants", "question says",
+ "question asks", "problem says", "problem wants", "assignment says", "task says", "key says", "teacher says",
+ "teacher said", "calculator says", "calculator gives", "compiler says", "docs say", "documentation says",
+ "same mistake", "the mistake", "mistake again", "breaks when", "it breaks", "this breaks", "dead link",
+ "broken link", "careful,", "watch out", "got it backwards", "have it backwards", "it's backwards", "is backwards",
+ "wrong way around", "sure about that", "certain about", "you have {num}", "answer is {num}", "answer should be",
+ "should equal", "that's a different", "that's the wrong", "contradicts", "contradiction", "contradictory",
+ "inconsistent", "you said earlier", "earlier you said", "before you said", "you just said", "you said it was",
+ "should be", "should have been", "should've been", "shouldn't be", "is actually", "{its} actually",
+ "actually {its}", "{be} actually", "the answer is actually", "you sure", "is that right", "is that correct",
+ "is this right", "is this correct", "double-check", "double check", "recheck", "re-check", "check again",
+ "check that again", "check your", "can't be right", "cannot be right", "can't be", "cannot be", "can't possibly",
+ "that's not it", "that's not what", "not what i got", "i got {num}", "i get {num}", "i'm getting", "i am getting",
+ "i keep getting", "i calculated", "textbook says", "the book says", "the key says", "my teacher says", "nope",
+ "nah", "not quite", "you made a", "you forgot", "you missed", "you dropped", "you skipped a", "you confused",
+ "you misread", "you misunderstood", "you used the wrong", "wrong formula", "wrong sign", "wrong answer",
+ "wrong value", "wrong number", "makes no sense for", "not possible", "{num}, not {num}", "{num} not {num}",
+ "{num} instead of {num}", "i don't think so", "i doubt", "doubt that", "hmm, no", "no, {its}", "no that's",
+ "no it's", "that's off", "way off", "not even close", "you messed up", "messed up", "screwed up", "bugged",
+ "buggy", "returns the wrong", "returns none", "prints the wrong", "gives the wrong", "outputs the wrong",
+ "the tests fail", "test fails", "index out of range", "out of bounds", "you left out", "is off", "are off",
+ "seems off", "looks off", "times out", "never finishes", "never returns", "runs forever", "divides by zero",
+ "division by zero", "divide by zero", "the wrong way round", "the opposite", "the book has", "the key has",
+ "the solution says", "gives me {num}", "you computed", "you calculated", "you picked", "you chose",
+ "question asked", "question asks for", "problem asked", "you wrote", "you put", "you typed", "you said",
+ "you have it as", "shouldn't it", "should it be", "isn't it", "wouldn't it", "isn't that", "shouldn't that",
+ "wasn't it", "doesn't it",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
-_CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave|says|said|shows|showed|prints|reports)\s+(?:me\s+)?(?:an?\s+)?[A-Z]\w*"
+_CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave|says|said|shows|showed|prints|reports)"
+                            r"\s+(?:me\s+)?(?:an?\s+)?[A-Z]\w*"
                             r"(?:Error|Exception)\b|^(?:no|nope|nah)\b[,.!]+\s+(?!thanks|thank|problem|worries|"
                             r"need|rush|worry|that's (?:fine|ok|okay|good))", re.IGNORECASE)
 _CHECK_REQUEST = PhraseSet((
-    "check", "recheck", "re-check", "double-check", "double check", "verify it", "verify that", "verify this", "fix", "correct {it}",
-    "look again", "try again", "redo {it}", "recalculate", "recompute", "re-do", "re-examine",
+ "check", "recheck", "re-check", "double-check", "double check", "verify it", "verify that", "verify this", "fix",
+ "correct {it}", "look again", "try again", "redo {it}", "recalculate", "recompute", "re-do", "re-examine",
 ), _SLOTS)
 # Not understanding, said outright or asked as a question.
 _CONFUSION = PhraseSet((
-    "confused", "confusing", "lost", "lost me", "{dont} understand", "{dont} get it", "{dont} get why",
-    "{dont} get how", "{dont} get what", "{dont} get the", "{dont} get this", "{dont} get that", "{dont} follow",
-    "not following", "can't follow", "hard to follow", "unclear", "not clear", "isn't clear", "not sure what",
-    "not sure how", "not sure why", "no idea what", "no idea how", "no idea why", "you mean",
-    "what does that mean", "what does this mean", "what does it mean", "what's that mean", "what is meant",
-    "mean by", "means here", "meaning of", "huh", "come again", "say that again",
-    "how come", "where did", "where does", "where do", "how did you get", "how do you get", "how did you go from",
-    "how does that follow", "why did you", "why would", "why is that", "why does", "why do we", "why is it",
-    "wait, why", "but why", "why not", "doesn't make sense", "does not make sense", "makes no sense",
-    "make sense of", "which is it",
-    "which one", "what's the result", "what is the result", "so the answer is", "so is it", "what am i supposed",
-    "clarify", "rephrase", "in simpler terms", "in plain english",
-    "eli5", "over my head", "too advanced", "i'm stuck on", "stuck on the", "still stuck", "lost track",
-    "went over my head", "i'm puzzled", "puzzled", "baffled", "scratching my head", "what happened to",
-    "explain {it} again", "trouble", "having trouble", "struggling", "hard time", "slowly", "more slowly", "slower",
-    "role of", "what does the", "what's it for", "different way", "another way", "other words", "the point of", "what's the point",
-    "purpose of", "what for", "explain", "elaborate", "go through", "difference between", "am i missing", "missing something", "unpack", "break down",
-    "walk me through", "like i'm five", "like i'm 5", "dumb it down", "layman's terms",
-    "simple terms", "explain what", "explain why", "explain how", "explain that",
+ "confused", "confusing", "lost", "lost me", "{dont} understand", "{dont} get it", "{dont} get why",
+ "{dont} get how", "{dont} get what", "{dont} get the", "{dont} get this", "{dont} get that", "{dont} follow",
+ "not following", "can't follow", "hard to follow", "unclear", "not clear", "isn't clear", "not sure what",
+ "not sure how", "not sure why", "no idea what", "no idea how", "no idea why", "you mean", "what does that mean",
+ "what does this mean", "what does it mean", "what's that mean", "what is meant", "mean by", "means here",
+ "meaning of", "huh", "come again", "say that again", "how come", "where did", "where does", "where do",
+ "how did you get", "how do you get", "how did you go from", "how does that follow", "why did you", "why would",
+ "why is that", "why does", "why do we", "why is it", "wait, why", "but why", "why not", "doesn't make sense",
+ "does not make sense", "makes no sense", "make sense of", "which is it", "which one", "what's the result",
+ "what is the result", "so the answer is", "so is it", "what am i supposed", "clarify", "rephrase",
+ "in simpler terms", "in plain english", "eli5", "over my head", "too advanced", "i'm stuck on", "stuck on the",
+ "still stuck", "lost track", "went over my head", "i'm puzzled", "puzzled", "baffled", "scratching my head",
+ "what happened to", "explain {it} again", "trouble", "having trouble", "struggling", "hard time", "slowly",
+ "more slowly", "slower", "role of", "what does the", "what's it for", "different way", "another way",
+ "other words", "the point of", "what's the point", "purpose of", "what for", "explain", "elaborate", "go through",
+ "difference between", "am i missing", "missing something", "unpack", "break down", "walk me through",
+ "like i'm five", "like i'm 5", "dumb it down", "layman's terms", "simple terms", "explain what", "explain why",
+ "explain how", "explain that",
 ), _SLOTS)
 # Satisfaction: thanks, approval, a problem solved, understanding reached.
 _PRAISE = PhraseSet((
-    "thanks", "thank you", "thx", "ty", "tysm", "cheers", "appreciate it", "appreciated", "much appreciated",
-    "perfect", "great", "awesome", "excellent", "amazing", "fantastic", "brilliant", "wonderful", "superb",
-    "lovely", "nice", "cool", "sweet", "neat", "beautiful", "helpful", "helped", "that helps", "very clear",
-    "so clear", "crystal clear", "clear now", "clearer now", "much clearer", "much better", "love it", "love this",
-    "that did it", "that does it", "did the trick", "does the trick", "works now", "it works", "that works",
-    "that worked", "worked", "it runs", "runs now", "passes now", "fixed it", "that fixed", "solved it",
-    "spot on", "nailed it", "bingo", "exactly right", "exactly it", "right on", "correct", "that's right",
-    "sense now", "so much sense", "love how", "love the way", "loved", "clear answer", "clear explanation",
-    "really clear", "that's it", "that's the one", "that was it",
-    "i get it now", "now i get it", "i understand now", "now i understand", "now it makes sense",
-    "makes sense now", "makes total sense", "makes perfect sense", "it clicked", "clicked", "that's clear",
-    "good explanation", "great explanation", "good answer", "great answer", "well explained", "well done",
-    "good job", "great job", "you're the best", "lifesaver", "life saver", "this is what i needed",
-    "just what i needed", "exactly what i wanted", "exactly what i was looking for", "all good", "all set",
-    "that's all i needed", "compiles", "it passes", "tests pass", "all tests pass", "that answers it", "that answers my question", "matches what i got", "i got the same",
-    "same as mine", "matches my answer", "agrees with", "yay", "woohoo", "good", "very good", "so good", "solid",
-    "elegant", "clever", "smart", "useful", "informative", "clearer", "works!", "worked!", "works perfectly",
-    "worked perfectly", "problem solved", "all sorted", "sorted", "that explains", "explains it", "i see now",
-    "now i see", "oh i see", "aha", "i like this", "i like that", "like it", "good point", "fair point",
-    "checks out", "good stuff", "top notch", "bang on", "you nailed", "on point", "excellent work", "well put",
-    "many thanks", "big help", "huge help", "much better", "way better", "a lot better",
-    "learned something", "you rock", "you're a star", "you're amazing", "you're awesome", "legend", "hero",
-    "genius", "exactly the", "finally", "finally works", "exactly", "precisely", "much obliged", "grateful",
-    "kudos", "props", "flawless", "impeccable", "outstanding", "terrific", "stellar", "incredible", "phenomenal",
-    "wow", "whoa", "omg", "all clear", "mystery solved", "that settles it", "i'm done", "we're good", "i'm good",
-    "enjoyed", "saved me", "saved my", "made my day", "confirmed", "verified", "i agree", "agreed",
-    "that'll do", "that will do", "does the job", "works for me", "works fine", "good enough", "what i was after",
-    "just right", "ace", "appreciate", "chef's kiss", "slaps", "dope", "rad", "sublime", "couldn't be clearer", "crisp",
-    "pure gold", "gold", "magic", "on the money", "you got it", "there we go", "there it is", "nice one", "good one",
-    "love that", "mind blown", "like a charm", "nicely done", "well said", "so helpful", "great stuff", "brill",
-    "cracking", "smashing", "wizard", "lightbulb", "finally get it", "finally understand", "understood perfectly",
-    "clear as day", "all green", "tests are green", "it's working", "working now", "it's running", "you're right", "a+", "10/10", "ta", "matches", "match", "i learned", "makes it click", "makes it clear", "that's clear",
+ "thanks", "thank you", "thx", "ty", "tysm", "cheers", "appreciate it", "appreciated", "much appreciated",
+ "perfect", "great", "awesome", "excellent", "amazing", "fantastic", "brilliant", "wonderful", "superb", "lovely",
+ "nice", "cool", "sweet", "neat", "beautiful", "helpful", "helped", "that helps", "very clear", "so clear",
+ "crystal clear", "clear now", "clearer now", "much clearer", "much better", "love it", "love this", "that did it",
+ "that does it", "did the trick", "does the trick", "works now", "it works", "that works", "that worked", "worked",
+ "it runs", "runs now", "passes now", "fixed it", "that fixed", "solved it", "spot on", "nailed it", "bingo",
+ "exactly right", "exactly it", "right on", "correct", "that's right", "sense now", "so much sense", "love how",
+ "love the way", "loved", "clear answer", "clear explanation", "really clear", "that's it", "that's the one",
+ "that was it", "i get it now", "now i get it", "i understand now", "now i understand", "now it makes sense",
+ "makes sense now", "makes total sense", "makes perfect sense", "it clicked", "clicked", "that's clear",
+ "good explanation", "great explanation", "good answer", "great answer", "well explained", "well done", "good job",
+ "great job", "you're the best", "lifesaver", "life saver", "this is what i needed", "just what i needed",
+ "exactly what i wanted", "exactly what i was looking for", "all good", "all set", "that's all i needed",
+ "compiles", "it passes", "tests pass", "all tests pass", "that answers it", "that answers my question",
+ "matches what i got", "i got the same", "same as mine", "matches my answer", "agrees with", "yay", "woohoo",
+ "good", "very good", "so good", "solid", "elegant", "clever", "smart", "useful", "informative", "clearer",
+ "works!", "worked!", "works perfectly", "worked perfectly", "problem solved", "all sorted", "sorted",
+ "that explains", "explains it", "i see now", "now i see", "oh i see", "aha", "i like this", "i like that",
+ "like it", "good point", "fair point", "checks out", "good stuff", "top notch", "bang on", "you nailed",
+ "on point", "excellent work", "well put", "many thanks", "big help", "huge help", "much better", "way better",
+ "a lot better", "learned something", "you rock", "you're a star", "you're amazing", "you're awesome", "legend",
+ "hero", "genius", "exactly the", "finally", "finally works", "exactly", "precisely", "much obliged", "grateful",
+ "kudos", "props", "flawless", "impeccable", "outstanding", "terrific", "stellar", "incredible", "phenomenal",
+ "wow", "whoa", "omg", "all clear", "mystery solved", "that settles it", "i'm done", "we're good", "i'm good",
+ "enjoyed", "saved me", "saved my", "made my day", "confirmed", "verified", "i agree", "agreed", "that'll do",
+ "that will do", "does the job", "works for me", "works fine", "good enough", "what i was after", "just right",
+ "ace", "appreciate", "chef's kiss", "slaps", "dope", "rad", "sublime", "couldn't be clearer", "crisp", "pure gold",
+ "gold", "magic", "on the money", "you got it", "there we go", "there it is", "nice one", "good one", "love that",
+ "mind blown", "like a charm", "nicely done", "well said", "so helpful", "great stuff", "brill", "cracking",
+ "smashing", "wizard", "lightbulb", "finally get it", "finally understand", "understood perfectly", "clear as day",
+ "all green", "tests are green", "it's working", "working now", "it's running", "you're right", "a+", "10/10", "ta",
+ "matches", "match", "i learned", "makes it click", "makes it clear", "that's clear",
 ), _SLOTS)
 # Going on: acknowledgement plus a wish to continue, or a follow-up question that builds on the answer.
 _PROGRESS = PhraseSet((
-    "continue", "go on", "go ahead", "keep going", "carry on", "proceed", "next step", "next part",
-    "what's next", "what next", "and then", "then what", "and after that", "what comes next", "move on",
-    "let's move on", "onward", "onwards", "more please", "what about", "what if", "how about", "and how",
-    "and what", "and if", "and why", "so how", "now how", "how would i", "how would you",
-    "can i also", "could i also", "would that also", "does that also", "does this also", "does that mean",
-    "so that means", "so then", "i see", "i follow", "following so far", "so far so good", "with you so far",
-    "got that", "got it so far", "with you", "the rest", "rest of it", "let's do", "let's try", "harder one", "harder version",
-    "next one", "one more", "now the", "now for", "onto", "onto the", "next up",
+ "continue", "go on", "go ahead", "keep going", "carry on", "proceed", "next step", "next part", "what's next",
+ "what next", "and then", "then what", "and after that", "what comes next", "move on", "let's move on", "onward",
+ "onwards", "more please", "what about", "what if", "how about", "and how", "and what", "and if", "and why",
+ "so how", "now how", "how would i", "how would you", "can i also", "could i also", "would that also",
+ "does that also", "does this also", "does that mean", "so that means", "so then", "i see", "i follow",
+ "following so far", "so far so good", "with you so far", "got that", "got it so far", "with you", "the rest",
+ "rest of it", "let's do", "let's try", "harder one", "harder version", "next one", "one more", "now the",
+ "now for", "onto", "onto the", "next up",
 ), _SLOTS)
-_SHORT_PROGRESS = PhraseSet(("next", "continue", "more", "and", "then", "and then", "go", "onward"), _SLOTS)
+_SHORT_PROGRESS = PhraseSet((
+ "next", "continue", "more", "and", "then", "and then", "go", "onward",
+), _SLOTS)
 _NEGATED_PRAISE = re.compile(r"(?:\bnot|n['\u2019]t|\bnever|\bhardly)\s+(?:\w+\s+)?(?:helpful|helped|great|good|"
                              r"useful|perfect|clear|better)\b", re.IGNORECASE)
 _ACKNOWLEDGE = PhraseSet((
-    "yes", "yep", "yeah", "yup", "ok", "okay", "k", "sure", "alright", "all right", "right", "got it", "gotcha",
-    "understood", "makes sense", "fair enough", "fine", "noted", "mhm", "uh huh", "right, so",
+ "yes", "yep", "yeah", "yup", "ok", "okay", "k", "sure", "alright", "all right", "right", "got it", "gotcha",
+ "understood", "makes sense", "fair enough", "fine", "noted", "mhm", "uh huh", "right, so",
 ), _SLOTS)
 # Leaving the current problem for another subject.
 _TOPIC = PhraseSet((
-    "unrelated", "off topic", "off-topic", "different question", "another question", "new question",
-    "separate question", "side question", "random question", "something else", "something different",
-    "change of topic", "change the subject", "changing the subject", "switching gears", "switch gears",
-    "change gears", "on another note", "on a different note", "different topic", "new topic", "other topic",
-    "by the way", "btw", "while i have you", "while we're at it", "let's talk about",
-    "can we talk about", "forget that", "forget it", "forget about", "forget this", "scrap that", "instead, can",
-    "another problem", "different problem", "new problem", "next problem", "next question", "other question",
-    "totally different", "completely different", "moving on", "forget the", "separately", "random but",
-    "leave this", "leave that", "ask about", "enough math", "enough of that", "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics", "switching topics", "switch topics", "on a side note",
+ "unrelated", "off topic", "off-topic", "different question", "another question", "new question",
+ "separate question", "side question", "random question", "something else", "something different",
+ "change of topic", "change the subject", "changing the subject", "switching gears", "switch gears", "change gears",
+ "on another note", "on a different note", "different topic", "new topic", "other topic", "by the way", "btw",
+ "while i have you", "while we're at it", "let's talk about", "can we talk about", "forget that", "forget it",
+ "forget about", "forget this", "scrap that", "instead, can", "another problem", "different problem", "new problem",
+ "next problem", "next question", "other question", "totally different", "completely different", "moving on",
+ "forget the", "separately", "random but", "leave this", "leave that", "ask about", "enough math", "enough of that",
+ "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics",
+ "switching topics", "switch topics", "on a side note",
 ), _SLOTS)
 # Saying again what was asked before ...
 _RESTATED = PhraseSet((
-    "i said", "i asked for", "i asked you", "i told you", "i mentioned", "i already", "i've said", "i have said", "i've asked",
-    "i've told you", "like i said", "as i said", "as i mentioned", "as i asked", "how many times", "we agreed",
-    "you agreed", "i thought we", "i specifically", "i explicitly", "i clearly", "again with",
+ "i said", "i asked for", "i asked you", "i told you", "i mentioned", "i already", "i've said", "i have said",
+ "i've asked", "i've told you", "like i said", "as i said", "as i mentioned", "as i asked", "how many times",
+ "we agreed", "you agreed", "i thought we", "i specifically", "i explicitly", "i clearly", "again with",
 ), _SLOTS)
 # ... or wanting a way of replying kept from now on.
 _RESTATE_MARKERS = PhraseSet((
-    "again", "once more", "one more time", "remember", "you keep", "keep forgetting", "still", "for the second time",
-    "for the third time", "next time", "from now on", "going forward", "in future", "in the future", "from here on",
-    "every time", "each time", "always", "never", "whenever", "any time", "anytime", "as usual", "like before",
-    "like last time",
+ "again", "once more", "one more time", "remember", "you keep", "keep forgetting", "still", "for the second time",
+ "for the third time", "next time", "from now on", "going forward", "in future", "in the future", "from here on",
+ "every time", "each time", "always", "never", "whenever", "any time", "anytime", "as usual", "like before",
+ "like last time",
 ), _SLOTS)
 # Frames that wrap a wish about the reply: requests and preferences ...
 _REQUESTS = PhraseSet((
-    "please", "pls", "plz", "could you", "can you", "would you", "will you", "could we", "can we", "would it",
-    "can the", "could the", "can it", "could it", "i'd really like", "i'd really prefer", "i'd much prefer",
-    "i'd much rather", "i really want", "i really need", "i really prefer", "i'd like", "i would like", "i'd love", "i'd prefer", "i prefer", "prefer", "preferred", "i'd rather", "i would rather",
-    "i'd appreciate", "i would appreciate", "i want you", "i want it", "want the", "i want a", "i want an",
-    "i want more", "i want less", "i want just", "i want only", "i wanted", "i need you", "i need it", "need the",
-    "i need a", "i need an", "i need more", "i need less", "i need just", "i need only", "i learn better",
-    "works better for me", "works best for me", "helps me", "would help", 
-    "would be great", "would be better", "would make", "it'd be", "just the", "only the", "make sure", "be sure to", "you should",
-    "you need to", "you must", "you have to",
+ "please", "pls", "plz", "could you", "can you", "would you", "will you", "could we", "can we", "would it",
+ "can the", "could the", "can it", "could it", "i'd really like", "i'd really prefer", "i'd much prefer",
+ "i'd much rather", "i really want", "i really need", "i really prefer", "i'd like", "i would like", "i'd love",
+ "i'd prefer", "i prefer", "prefer", "preferred", "i'd rather", "i would rather", "i'd appreciate",
+ "i would appreciate", "i want you", "i want it", "want the", "i want a", "i want an", "i want more", "i want less",
+ "i want just", "i want only", "i wanted", "i need you", "i need it", "need the", "i need a", "i need an",
+ "i need more", "i need less", "i need just", "i need only", "i learn better", "works better for me",
+ "works best for me", "helps me", "would help", "would be great", "would be better", "would make", "it'd be",
+ "just the", "only the", "make sure", "be sure to", "you should", "you need to", "you must", "you have to",
 ), _SLOTS)
 # ... and evaluations of the reply's form ("too long", "all the fluff", "three sentences tops").
 _EVALUATIONS = PhraseSet((
-    "too", "way too", "so much", "so many", "a lot", "lots of", "all the", "all these", "all this", "less", "more",
-    "instead", "rather than", "without", "i can't stand", "i hate", "i don't like", "i don't need",
-    "i don't want", "annoying", "unnecessary", "not needed", "not necessary", "not a fan", "hard to",
-    "tops", "max", "at most", "at least", "maximum", "minimum", "matters",
-    "important to me", "would be", "easier", "i care about", "keep", "ugh", "i like", "i find",
+ "too", "way too", "so much", "so many", "a lot", "lots of", "all the", "all these", "all this", "less", "more",
+ "instead", "rather than", "without", "i can't stand", "i hate", "i don't like", "i don't need", "i don't want",
+ "annoying", "unnecessary", "not needed", "not necessary", "not a fan", "hard to", "tops", "max", "at most",
+ "at least", "maximum", "minimum", "matters", "important to me", "would be", "easier", "i care about", "keep",
+ "ugh", "i like", "i find",
 ), _SLOTS)
 # A clause that forbids something ("don't ...", "no need to ...", "stop ...").
-_PROHIBITION = re.compile(r"^(?:(?:please|pls|just|and|also|but)\s+)*(?:don['\u2019]?t|do\s+not|never(?!\s+mind)|no\s+need|"
-                          r"no\s+more|no\s+(?!problem|worries|worry|idea|clue|thanks|way|wonder|doubt|rush)(?=\w)|stop|quit|avoid|skip|enough\s+with|cut\s+(?:out|the)|lose\s+the|ditch)\b",
+_PROHIBITION = re.compile(r"^(?:(?:please|pls|just|and|also|but)\s+)*(?:don['\u2019]?t|do\s+not|never(?!\s+mind)|"
+                          r"no\s+need|no\s+more|no\s+(?!problem|worries|worry|idea|clue|thanks|way|wonder|doubt|rush)"
+                          r"(?=\w)|"
+                          r"stop|quit|avoid|skip|enough\s+with|cut\s+(?:out|the)|lose\s+the|ditch)\b",
                           re.IGNORECASE)
 # A correctness word that a negation turns into a verdict ("that doesn't look right", "not quite true").
-_VERDICT = PhraseSet(("right", "correct", "true", "accurate", "add up", "adds up", "match", "matches", "work",
-                      "works", "check out", "checks out", "possible", "plausible", "realistic", "include", "includes",
-                      "satisfy", "satisfies", "hold", "holds", "fit", "fits", "compile", "compiles", "run", "runs",
-                      "pass", "passes", "terminate", "terminates", "halt", "halts", "finish", "finishes",
-                      "account for", "handle", "handles", "consider", "cover", "covers"), _SLOTS)
+_VERDICT = PhraseSet((
+ "right", "correct", "true", "accurate", "add up", "adds up", "match", "matches", "work", "works", "check out",
+ "checks out", "possible", "plausible", "realistic", "include", "includes", "satisfy", "satisfies", "hold", "holds",
+ "fit", "fits", "compile", "compiles", "run", "runs", "pass", "passes", "terminate", "terminates", "halt", "halts",
+ "finish", "finishes", "account for", "handle", "handles", "consider", "cover", "covers",
+), _SLOTS)
 # An understanding verb that a negation turns into confusion ("I don't get why", "not sure I follow").
-_UNDERSTAND = PhraseSet(("understand", "follow", "get it", "get this", "get that", "get why", "get how",
-                         "get what", "get where", "getting it", "getting this", "getting that", "following", "see why", "see how", "see where", "see what", "know what",
-                         "know why", "know how", "sure what", "sure how", "sure why", "sure where", "sure i",
-                         "clear", "grasp", "make sense of", "figure out", "see", "makes sense", "make sense",
-                         "makes any sense"), _SLOTS)
+_UNDERSTAND = PhraseSet((
+ "understand", "follow", "get it", "get this", "get that", "get why", "get how", "get what", "get where",
+ "getting it", "getting this", "getting that", "following", "see why", "see how", "see where", "see what",
+ "know what", "know why", "know how", "sure what", "sure how", "sure why", "sure where", "sure i", "clear", "grasp",
+ "make sense of", "figure out", "see", "makes sense", "make sense", "makes any sense",
+), _SLOTS)
 # Doubt: with a negation, a belief that contradicts the answer ("pretty sure Paris isn't in Germany").
-_DOUBT = PhraseSet(("pretty sure", "fairly sure", "quite sure", "i'm sure", "i believe", "i thought", "last i checked",
-                    "as far as i know", "afaik", "surely"), _SLOTS)
+_DOUBT = PhraseSet((
+ "pretty sure", "fairly sure", "quite sure", "i'm sure", "i believe", "i thought", "last i checked",
+ "as far as i know", "afaik", "surely",
+), _SLOTS)
 # The user correcting their own message is no verdict on the reply.
-_SELF_CORRECTION = PhraseSet(("i messed up the", "i made an error", "had a typo", "made a typo", "i typed", "i mistyped", "my typo", "a typo on my", "my bad", "my mistake", "i meant",
-                              "i wrote the", "i misread", "i miscopied", "i copied", "i should have said",
-                              "i gave you the wrong"), _SLOTS)
-# a question about a term ("what's a lemma?"), between two options ("is it 5 or 6?", "which one ...?"), or a bare "what?"
+_SELF_CORRECTION = PhraseSet((
+ "i messed up the", "i made an error", "had a typo", "made a typo", "i typed", "i mistyped", "my typo",
+ "a typo on my", "my bad", "my mistake", "i meant", "i wrote the", "i misread", "i miscopied", "i copied",
+ "i should have said", "i gave you the wrong",
+), _SLOTS)
+# a question about a term ("what's a lemma?"), between two options ("is it 5 or 6?", "which one ...?"), or a
+# bare "what?"
 _CONFUSED_QUESTION = re.compile(r"^(?:what(?:['\u2019]s|\s+is|\s+are)\s+(?:exactly\s+)?"
-                                r"(?!(?:an?\s+|the\s+)?(?:next|following|up|else|new|plan|step|part|stage|phase|question)\b)"
+                                r"(?!(?:an?\s+|the\s+)?"
+                                r"(?:next|following|up|else|new|plan|step|part|stage|phase|question)\b)"
                                 r"(?:an?\s+(?:[\w-]+\s*){1,2}|(?:the\s+)?[\w-]+|'[^']+'|\"[^\"]+\")\s*\?|"
                                 r"what\s+exactly\b.*|(?:is|was|are|should|do|does|so\s+do|so\s+is)\b.*\bor\b.*|"
                                 r"which\b.*|(?:what|huh|eh|pardon|sorry)\s*[?!.]*)$", re.IGNORECASE)
@@ -271,7 +288,8 @@ _WHY = re.compile(r"^(?:but\s+|and\s+|so\s+)?(?:why\b|how\s+(?:does|did|is|are|w
 # a question that refers back to the conversation (a pronoun or a continuation word): a follow-up
 _ANAPHORA = re.compile(r"\b(?:it|this|that|these|those|they|them|the same|same|here|there|then|also|too|instead|"
                        r"part|step|steps|case|version|one|ones|result|answer|formula|equation|function|code|example|"
-                       r"method|approach|solution|next|after|should\s+i|do\s+i|further|more|else|and|so|ok|okay|if|what about|what if)\b",
+                       r"method|approach|solution|next|after|should\s+i|do\s+i|further|more|else|and|so|ok|okay|if|"
+                       r"what about|what if)\b",
                        re.IGNORECASE)
 # asking what a word means, anywhere ("could you break down what 'amortized' means")
 _MEANING = re.compile(r"\bwhat\b.{0,50}\bmean(?:s|t)?\b", re.IGNORECASE)
@@ -280,15 +298,18 @@ _NEW_SUBJECT = re.compile(r"\b(?:another|different|new|next|other|separate|unrel
                           r"(?:exercise|problem|question|topic|subject|task|assignment|homework)\b", re.IGNORECASE)
 # "X, not Y" closing a statement ("the quote is from Hamlet, not Macbeth")
 # something the reply did, named by the user ("you listed 21", "you used the mean")
-_YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|included|picked|chose|gave|added|forgot|missed|"
+_YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|included|picked|chose|gave|added|forgot|"
+                      r"missed|"
                       r"dropped|skipped|left\s+out|computed|calculated|assumed|treated|mixed|swapped|confused|switched|"
                       r"reversed|misread|ignored|misunderstood)\b", re.IGNORECASE)
-_X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[^\s,;]+\s*[.!?]*$", re.IGNORECASE)
+_X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[^\s,;]+\s*[.!?]*$",
+                      re.IGNORECASE)
 # a pointed question ("isn't it ln|x|?", "shouldn't the total be 40?")
 _POINTED = re.compile(r"^(?:(?:isn|shouldn|wouldn|doesn|didn|wasn|aren|don|won|can)['\u2019]?t\b.*\?\s*$|"
                       r"did\s+you\s+(?:forget|miss|drop|skip|mix|confuse|swap|misread)\b)", re.IGNORECASE)
 # a belief stated against the answer ("pretty sure it's 12", "I thought it should be 4")
-_BELIEF = re.compile(r"\b(?:pretty|fairly|quite)\s+sure\b.*(?:\d|\bshould\b)|\bi\s+thought\b.*\b(?:was|is|should)\b.*\d",
+_BELIEF = re.compile(r"\b(?:pretty|fairly|quite)\s+sure\b.*(?:\d|\bshould\b)|"
+                     r"\bi\s+thought\b.*\b(?:was|is|should)\b.*\d",
                      re.IGNORECASE)
 # praise by emoji alone ("👍", "🙏")
 _PRAISE_EMOJI = re.compile("[\U0001F44D\U0001F64F\U0001F60A\U0001F600\U0001F603\U0001F604\U0001F601\U0001F389\u2764"
@@ -304,35 +325,32 @@ _BARE_NO = re.compile(r"^(?:no+|nope|nah|wrong|incorrect)\s*[.!]*$", re.IGNORECA
 _ASKS_FOR_ANSWER = re.compile(r"^(?:so\s+)?(?:what|which|where)\b.*\b(?:answer|result|solution)\b", re.IGNORECASE)
 # What a wish about the reply is about: its format, length, tone, structure and extras.
 _STYLE = PhraseSet((
-    "bullet", "bullets", "bullet points", "bulleted", "list", "lists", "numbered", "number the", "numbering",
-    "heading", "headings", "header", "headers", "section", "sections", "subheadings", "bold", "bolded", "italics",
-    "markdown", "table", "tables", "latex", "tex", "typeset", "format", "formatting", "formatted", "layout",
-    "structure", "structured", "explanation", "explanations", "code first", "before the code", "short", "shorter", "shortest", "brief", "briefer", "briefly", "concise",
-    "succinct", "terse", "long", "longer", "length", "lengthy", "wordy", "verbose", "rambling", "ramble",
-    "wall of text", "sentence", "sentences", "paragraph", "paragraphs", "words", "lines",
-    "summary", "summarize", "summarise", "summarizing", "tl;dr", "tldr", "recap", "takeaway", "takeaways",
-    "bottom line", "key points", "example", "examples", "analogy", "analogies", "intro", "introduction",
-    "preamble", "filler", "fluff", "small talk", "pleasantries", "chit-chat", "chitchat", "emoji", "emojis",
-    "tone", "polite", "politer", "friendly", "friendlier", "warm", "warmer", "formal", "casual", "blunt",
-    "direct", "jargon", "plain english", "plain language", "simple words", "conversational",
-    "narrative", "transitions", "flow", "choppy", "confidence", "how confident", "how sure", 
-    "steps", "each step", "every step", "reasoning", "working", "show your work", "answer first",
-    "upfront", "up front",
-    "comments", "commented", "docstring", "docstrings", "type hints", "type hint", "annotations", "variable names",
-    "snake_case", "snake case", "camelcase", "camel case", "code block", "code blocks", "one block",
-    "main guard", "usage example", "options", "alternatives", "approaches", "other ways", "trade-offs",
-    "tradeoffs", "pros", "cons", "big picture", "intuition", "overview", "outline", "roadmap",
-    "edge cases", "complexity", "big-o", "boxed", "box", "units", "decimals", "decimal places", "rounded",
-    "suggestions", "suggest", "recommendations", "follow-up", "follow-ups", "check-in",
-    "check in", "apologize", "apologise", "apologies", "apology", "apologizing", "sorry", "acknowledge",
-    "verification", "verify", "sanity check", "premises", "conclusion", "assumptions", "define", "variables",
-    "citations", "sources", "piece by piece", "in one go", "all at once", "at once",
-    "bit by bit", "in chunks", "chunks", "incrementally", "everything at once", "hint", "hints", "encouragement",
-    "encouraging", "cliches", "clichés", "hedging", "caveats", "disclaimers", "repetition", "repeating",
-    "restate", "restating", "word count", "option letter", "the letter", "final answer",
-    "equations", "math mode", "display", "indent", "indentation", "spacing", "whitespace", "font", "capitals",
-    "caps", "exclamation", "exclamation marks", "detail", "details", "detailed", "depth", "thorough", "explain why",
-    "justify", "justification", "why each", "what changed", "from scratch", "redo", "re-derive",
+ "bullet", "bullets", "bullet points", "bulleted", "list", "lists", "numbered", "number the", "numbering",
+ "heading", "headings", "header", "headers", "section", "sections", "subheadings", "bold", "bolded", "italics",
+ "markdown", "table", "tables", "latex", "tex", "typeset", "format", "formatting", "formatted", "layout",
+ "structure", "structured", "explanation", "explanations", "code first", "before the code", "short", "shorter",
+ "shortest", "brief", "briefer", "briefly", "concise", "succinct", "terse", "long", "longer", "length", "lengthy",
+ "wordy", "verbose", "rambling", "ramble", "wall of text", "sentence", "sentences", "paragraph", "paragraphs",
+ "words", "lines", "summary", "summarize", "summarise", "summarizing", "tl;dr", "tldr", "recap", "takeaway",
+ "takeaways", "bottom line", "key points", "example", "examples", "analogy", "analogies", "intro", "introduction",
+ "preamble", "filler", "fluff", "small talk", "pleasantries", "chit-chat", "chitchat", "emoji", "emojis", "tone",
+ "polite", "politer", "friendly", "friendlier", "warm", "warmer", "formal", "casual", "blunt", "direct", "jargon",
+ "plain english", "plain language", "simple words", "conversational", "narrative", "transitions", "flow", "choppy",
+ "confidence", "how confident", "how sure", "steps", "each step", "every step", "reasoning", "working",
+ "show your work", "answer first", "upfront", "up front", "comments", "commented", "docstring", "docstrings",
+ "type hints", "type hint", "annotations", "variable names", "snake_case", "snake case", "camelcase", "camel case",
+ "code block", "code blocks", "one block", "main guard", "usage example", "options", "alternatives", "approaches",
+ "other ways", "trade-offs", "tradeoffs", "pros", "cons", "big picture", "intuition", "overview", "outline",
+ "roadmap", "edge cases", "complexity", "big-o", "boxed", "box", "units", "decimals", "decimal places", "rounded",
+ "suggestions", "suggest", "recommendations", "follow-up", "follow-ups", "check-in", "check in", "apologize",
+ "apologise", "apologies", "apology", "apologizing", "sorry", "acknowledge", "verification", "verify",
+ "sanity check", "premises", "conclusion", "assumptions", "define", "variables", "citations", "sources",
+ "piece by piece", "in one go", "all at once", "at once", "bit by bit", "in chunks", "chunks", "incrementally",
+ "everything at once", "hint", "hints", "encouragement", "encouraging", "cliches", "clichés", "hedging", "caveats",
+ "disclaimers", "repetition", "repeating", "restate", "restating", "word count", "option letter", "the letter",
+ "final answer", "equations", "math mode", "display", "indent", "indentation", "spacing", "whitespace", "font",
+ "capitals", "caps", "exclamation", "exclamation marks", "detail", "details", "detailed", "depth", "thorough",
+ "explain why", "justify", "justification", "why each", "what changed", "from scratch", "redo", "re-derive",
 ), _SLOTS)
 
 _SUBORDINATE = re.compile(r"\b(?:if|whether|when|whenever|in case)\b.*$", re.IGNORECASE)
@@ -342,7 +360,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|
 #: every lexicon of the keyword classifier, by name (a test checks none copies the simulator's wording)
 LEXICON: dict[str, PhraseSet] = {
     "correction": _CORRECTION, "check_request": _CHECK_REQUEST, "confusion": _CONFUSION, "praise": _PRAISE,
-    "progress": _PROGRESS, "short_progress": _SHORT_PROGRESS, "acknowledge": _ACKNOWLEDGE, "topic_shift": _TOPIC, "restated": _RESTATED,
+    "progress": _PROGRESS, "short_progress": _SHORT_PROGRESS, "acknowledge": _ACKNOWLEDGE, "topic_shift": _TOPIC,
+    "restated": _RESTATED,
     "restate_markers": _RESTATE_MARKERS,
     "requests": _REQUESTS, "evaluations": _EVALUATIONS, "verdict": _VERDICT, "understand": _UNDERSTAND, "doubt": _DOUBT,
     "self_correction": _SELF_CORRECTION,
@@ -360,6 +379,13 @@ def clauses(message: str) -> list[str]:
     """The clauses of a message: its sentences, cut again at dashes, semicolons and ', but/and/so'."""
     return [c.strip() for line in message.split("\n") for s in split_sentences(line) or [line]
             for c in _SENTENCE_END.split(s) if c and c.strip()]
+
+
+def _says_wrong(clause: str, core: str, negated: bool) -> bool:
+    """Whether a clause (``core``: without its openers and condition) states that the answer is wrong."""
+    return bool(_CORRECTION.search(clause) or _CORRECTION_RE.search(clause) or _YOU_DID.search(core)
+                or _BARE_NO.match(core) or _POINTED.match(core) or _BELIEF.search(core) or _X_NOT_Y.search(core)
+                or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core))))
 
 
 def _starts_imperative(core: str) -> bool:
@@ -408,9 +434,7 @@ def clause_kind(clause: str) -> str:
     if request or conditional:
         if _CHECK_REQUEST.search(core):
             return "neg_correction"
-    elif (_CORRECTION.search(core) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)
-          or _CORRECTION.search(clause) or _YOU_DID.search(core)
-          or _BARE_NO.match(core) or _POINTED.match(core) or _BELIEF.search(core) or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core)))):
+    elif _says_wrong(clause, core, negated):
         return "neg_correction"
     if _TOPIC.search(clause) or _NEW_SUBJECT.search(clause):
         return "topic_shift"
@@ -424,13 +448,14 @@ def clause_kind(clause: str) -> str:
         return "neg_constraint_restate"
     if _PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core)):
         return "pos_progress"
-    if (_PRAISE.search(core) or _PRAISE_EMOJI.search(core) or _AHA.match(clause)) and not question and not _NEGATED_PRAISE.search(core):
+    praise = _PRAISE.search(core) or _PRAISE_EMOJI.search(core) or _AHA.match(clause)
+    if praise and not question and not _NEGATED_PRAISE.search(core):
         return "pos_praise"
     helps = _HELP.search(core) is not None
     if request and (asks or not question) and not helps:
-        return "restate_weak"
-    if question or helps:  # a follow-up question builds on the answer; one that does not refer back
-        return "question" if _ANAPHORA.search(clause) else "new_question"  # opens a new subject  # a request with no style word: loses to a topic shift in the same message
+        return "restate_weak"  # a request with no style word: loses to a topic shift in the same message
+    if question or helps:  # a follow-up question refers back to the answer; one that does not opens a new subject
+        return "question" if _ANAPHORA.search(clause) else "new_question"
     if _ACKNOWLEDGE.search(clause):
         return "ack"
     return "neutral"
@@ -447,11 +472,13 @@ class KeywordClassifier(FeedbackClassifier):
     """Labels a message from general patterns of how people write feedback (see :data:`LEXICON`).
 
     The message is split into clauses; each clause gets a kind, and the message takes the strongest
-    (correction > restatement > topic shift > confusion > progress > praise). A clause that wraps a
-    wish about the reply's form (a request, a preference, a prohibition, a condition or a reminder
+    (correction > restatement > topic shift > a request without a style word > confusion > a follow-up
+    question > progress > a question that refers to nothing said before > praise). A clause that wraps
+    a wish about the reply's form (a request, a preference, a prohibition, a condition or a reminder
     together with a style word) is a restatement; cues of a wrong answer inside such a request do not
-    count ("tell me why the other options are wrong"). A bare acknowledgement ("ok", "got it") is
-    progress. Words are matched on word boundaries ("no" never fires inside "know").
+    count ("tell me why the other options are wrong"). A follow-up question ("and if n is odd?") is
+    progress, a question that does not refer back is a topic shift, a bare acknowledgement ("ok", "got
+    it") is neutral. Words are matched on word boundaries ("no" never fires inside "know").
     """
 
     name = "keyword"
