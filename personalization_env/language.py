@@ -398,3 +398,33 @@ NEGATION_RE = re.compile(r"(?<![\w'\u2019])(?:" + "|".join(NEGATION_WORDS) + r")
 def has_negation(text: str) -> bool:
     """Whether ``text`` negates: a negation word on word boundaries or a ``n't`` contraction."""
     return NEGATION_RE.search(text) is not None
+
+# --------------------------------------------------------------------------------------------------
+# informal spelling: contractions typed without their apostrophe, chat abbreviations of function words
+
+#: informal spelling -> standard form, for words whose informal form is no other English word
+#: ("dont", "u", "thx"); "its", "lets", "wont" and "ill" are real words and are left alone
+INFORMAL_SPELLINGS: dict[str, str] = {
+    "dont": "don't", "doesnt": "doesn't", "dosent": "doesn't", "doesent": "doesn't", "didnt": "didn't",
+    "isnt": "isn't", "wasnt": "wasn't", "arent": "aren't", "werent": "weren't", "cant": "can't",
+    "couldnt": "couldn't", "wouldnt": "wouldn't", "shouldnt": "shouldn't", "havent": "haven't", "hasnt": "hasn't",
+    "aint": "ain't", "im": "i'm", "ive": "i've", "youre": "you're", "youve": "you've", "thats": "that's",
+    "whats": "what's", "wheres": "where's", "hows": "how's", "theres": "there's", "heres": "here's",
+    "u": "you", "ya": "you", "youu": "you", "ur": "your", "pls": "please", "plz": "please", "plss": "please",
+    "thx": "thanks", "thnx": "thanks", "thanx": "thanks", "tnx": "thanks", "thnks": "thanks", "thks": "thanks",
+    "thankyou": "thank you", "thanku": "thank you", "thankss": "thanks", "idk": "i don't know",
+    "dunno": "don't know", "wat": "what", "wut": "what", "tho": "though", "thru": "through", "bc": "because",
+    "cuz": "because", "coz": "because", "becuase": "because", "becasue": "because", "teh": "the", "waht": "what",
+    "hwo": "how", "wiht": "with", "abt": "about", "rn": "right now", "wdym": "what do you mean",
+}
+_INFORMAL_RE = re.compile(r"(?<![\w'\u2019-])(?:" + "|".join(sorted(map(re.escape, INFORMAL_SPELLINGS), key=len,
+                                                                    reverse=True)) + r")(?![\w'\u2019-])",
+                          re.IGNORECASE)
+
+
+@lru_cache(maxsize=1 << 14)
+def standard_spelling(text: str) -> str:
+    """``text`` with typographic apostrophes made straight and :data:`INFORMAL_SPELLINGS` written out
+    ("dont get it u lost me" -> "don't get it you lost me"); everything else, case included, is kept."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    return _INFORMAL_RE.sub(lambda m: INFORMAL_SPELLINGS[m.group(0).lower()], text)

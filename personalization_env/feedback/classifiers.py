@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from personalization_env.language import (CONDITION_ANYWHERE, CONDITION_CLAUSE, IMPERATIVE_RE, REQUEST_FRAME, PhraseSet,
-                                          has_negation, split_sentences, strip_openers)
+                                          has_negation, split_sentences, standard_spelling, strip_openers)
 from personalization_env.naming import did_you_mean
 
 
@@ -109,7 +109,10 @@ _CORRECTION = PhraseSet((
  "the solution says", "gives me {num}", "you computed", "you calculated", "you picked", "you chose",
  "question asked", "question asks for", "problem asked", "you wrote", "you put", "you typed", "you said",
  "you have it as", "shouldn't it", "should it be", "isn't it", "wouldn't it", "isn't that", "shouldn't that",
- "wasn't it", "doesn't it",
+ "wasn't it", "doesn't it", "fails", "failing", "still fails", "still failing", "still broken", "still wrong",
+ "still crashes", "still getting", "still get", "still gives", "still returns", "still prints", "still shows",
+ "same error", "same output", "same result", "same problem", "same issue", "doesn't follow", "does not follow",
+ "and got {num}", "and get {num}", "but got {num}", "it gives {num}", "is still {num}", "output is still",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
 _CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave|says|said|shows|showed|prints|reports)"
@@ -139,7 +142,7 @@ _CONFUSION = PhraseSet((
  "other words", "the point of", "what's the point", "purpose of", "what for", "explain", "elaborate", "go through",
  "difference between", "am i missing", "missing something", "unpack", "break down", "walk me through",
  "like i'm five", "like i'm 5", "dumb it down", "layman's terms", "simple terms", "explain what", "explain why",
- "explain how", "explain that",
+ "explain how", "explain that", "no clue", "clueless", "not a clue",
 ), _SLOTS)
 # Satisfaction: thanks, approval, a problem solved, understanding reached.
 _PRAISE = PhraseSet((
@@ -207,7 +210,9 @@ _TOPIC = PhraseSet((
  "next problem", "next question", "other question", "totally different", "completely different", "moving on",
  "forget the", "separately", "random but", "leave this", "leave that", "ask about", "enough math", "enough of that",
  "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics",
- "switching topics", "switch topics", "on a side note",
+ "switching topics", "switch topics", "on a side note", "i have a question", "i've got a question",
+ "i also have", "i have another", "another thing", "one more question", "unrelated question", "new task",
+ "something new", "a new one",
 ), _SLOTS)
 # Saying again what was asked before ...
 _RESTATED = PhraseSet((
@@ -265,7 +270,7 @@ _UNDERSTAND = PhraseSet((
 # Doubt: with a negation, a belief that contradicts the answer ("pretty sure Paris isn't in Germany").
 _DOUBT = PhraseSet((
  "pretty sure", "fairly sure", "quite sure", "i'm sure", "i believe", "i thought", "last i checked",
- "as far as i know", "afaik", "surely",
+ "as far as i know", "afaik", "surely", "i think", "think",
 ), _SLOTS)
 # The user correcting their own message is no verdict on the reply.
 _SELF_CORRECTION = PhraseSet((
@@ -321,6 +326,17 @@ _ARITHMETIC = re.compile(r"\d\s+(?:times|plus|minus|divided\s+by)\s+-?\d+(?:\.\d
                          re.IGNORECASE)
 # an elongated interjection of understanding ("ohhh", "ahh", "aha")
 _AHA = re.compile(r"^(?:o+h{2,}|a+h{2,}|a+ha+)\b", re.IGNORECASE)
+# a negation and the words it governs: up to five words, stopped by a word that opens another clause
+_NEGATION_SCOPE = re.compile(r"(?:(?<![\w'])(?:not|no|never|nothing|cannot)(?![\w'])|n't)((?:\s+(?!(?:why|how|what|"
+                             r"where|when|whether|if|which|who|because|but|and|so|or)\b)[\w'/.+-]+){1,5})",
+                             re.IGNORECASE)
+# a negated statement that sets itself against the reply ("aspirin isn't an antibiotic though", "but
+# that's not what ...")
+_CONTRAST = re.compile(r"^(?:but|however|although|though|actually)\b|\b(?:though|actually)\s*[.!]*$",
+                       re.IGNORECASE)
+# "I don't think <a fact>": a hedged contradiction (but "I don't think I get it" is confusion)
+_CONTRARY = re.compile(r"^(?:i\s+)?(?:don't|do\s+not|really\s+don't)\s+think\s+(?!(?:i|i'm|so)\b)\w",
+                       re.IGNORECASE)
 _BARE_NO = re.compile(r"^(?:no+|nope|nah|wrong|incorrect)\s*[.!]*$", re.IGNORECASE)
 _ASKS_FOR_ANSWER = re.compile(r"^(?:so\s+)?(?:what|which|where)\b.*\b(?:answer|result|solution)\b", re.IGNORECASE)
 # What a wish about the reply is about: its format, length, tone, structure and extras.
@@ -355,7 +371,7 @@ _STYLE = PhraseSet((
 
 _SUBORDINATE = re.compile(r"\b(?:if|whether|when|whenever|in case)\b.*$", re.IGNORECASE)
 _SEGMENT = re.compile(r"[,:;]\s*|\s+(?:and|then)\s+", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|so)\s+", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|:\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|so)\s+", re.IGNORECASE)
 
 #: every lexicon of the keyword classifier, by name (a test checks none copies the simulator's wording)
 LEXICON: dict[str, PhraseSet] = {
@@ -381,11 +397,24 @@ def clauses(message: str) -> list[str]:
             for c in _SENTENCE_END.split(s) if c and c.strip()]
 
 
+def negation_scopes(core: str) -> str:
+    """What the negations of ``core`` govern: the few words after each negation, up to a clause word
+    ("I'm not sure why it works": the scope is "sure", and "works" lies outside it), joined by " | "."""
+    return " | ".join(m.group(1) for m in _NEGATION_SCOPE.finditer(core))
+
+
 def _says_wrong(clause: str, core: str, negated: bool) -> bool:
-    """Whether a clause (``core``: without its openers and condition) states that the answer is wrong."""
-    return bool(_CORRECTION.search(clause) or _CORRECTION_RE.search(clause) or _YOU_DID.search(core)
-                or _BARE_NO.match(core) or _POINTED.match(core) or _BELIEF.search(core) or _X_NOT_Y.search(core)
-                or _ARITHMETIC.search(core) or (negated and (_VERDICT.search(core) or _DOUBT.search(core))))
+    """Whether a clause (``core``: without its openers and condition) states that the answer is wrong:
+    a correction cue, or a correctness word under a negation ("that doesn't look right")."""
+    if (_CORRECTION.search(clause) or _CORRECTION_RE.search(clause) or _CORRECTION_RE.search(core)
+            or _YOU_DID.search(core) or _BARE_NO.match(core) or _POINTED.match(core) or _BELIEF.search(core)
+            or _X_NOT_Y.search(core) or _ARITHMETIC.search(core) or _CONTRARY.search(core)):
+        return True
+    if not negated:
+        return False
+    scope = negation_scopes(core)
+    return bool(_VERDICT.search(scope) or (_DOUBT.search(core) and not _UNDERSTAND.search(scope))
+                or (_CONTRAST.search(core) and not _UNDERSTAND.search(scope) and not _NEGATED_PRAISE.search(core)))
 
 
 def _starts_imperative(core: str) -> bool:
@@ -465,7 +494,7 @@ def is_correction(text: str) -> bool:
     """Whether ``text`` says the previous answer was wrong (some clause of its first paragraph is a
     correction: a verdict is said, while what follows a blank line is mostly quoted material, such as
     a problem statement with its own "not" and "wrong")."""
-    return any(clause_kind(c) == "neg_correction" for c in clauses((text or "").split("\n\n", 1)[0]))
+    return any(clause_kind(c) == "neg_correction" for c in clauses(standard_spelling((text or "").split("\n\n", 1)[0])))
 
 
 class KeywordClassifier(FeedbackClassifier):
@@ -489,7 +518,7 @@ class KeywordClassifier(FeedbackClassifier):
 
 @lru_cache(maxsize=1 << 15)  # simulated users repeat their messages
 def _classify(message: str) -> str:
-    kinds = [clause_kind(c) for c in clauses(message)]
+    kinds = [clause_kind(c) for c in clauses(standard_spelling(message))]
     best = min(kinds, key=_RANK.__getitem__, default="neutral")
     # a bare acknowledgement ("ok", "got it") carries no signal; a follow-up question is progress
     mapped = {"ack": "neutral", "question": "pos_progress", "restate_weak": "neg_constraint_restate",
