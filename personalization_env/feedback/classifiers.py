@@ -112,7 +112,7 @@ _CORRECTION = PhraseSet((
  "wasn't it", "doesn't it", "fails", "failing", "still fails", "still failing", "still broken", "still wrong",
  "still crashes", "still getting", "still get", "still gives", "still returns", "still prints", "still shows",
  "same error", "same output", "same result", "same problem", "same issue", "doesn't follow", "does not follow",
- "and got {num}", "and get {num}", "but got {num}", "it gives {num}", "is still {num}", "output is still",
+ "and got {num}", "and get {num}", "{its} not how", "not how it works", "not how that works", "but got {num}", "it gives {num}", "is still {num}", "output is still",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
 _CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave|says|said|shows|showed|prints|reports)"
@@ -212,7 +212,7 @@ _TOPIC = PhraseSet((
  "enough of this", "enough about", "switch to", "switching to", "change topics", "change topic", "changing topics",
  "switching topics", "switch topics", "on a side note", "i have a question", "i've got a question",
  "i also have", "i have another", "another thing", "one more question", "unrelated question", "new task",
- "something new", "a new one",
+ "something new",
 ), _SLOTS)
 # Saying again what was asked before ...
 _RESTATED = PhraseSet((
@@ -320,16 +320,17 @@ _BELIEF = re.compile(r"\b(?:pretty|fairly|quite)\s+sure\b.*(?:\d|\bshould\b)|"
 _PRAISE_EMOJI = re.compile("[\U0001F44D\U0001F64F\U0001F60A\U0001F600\U0001F603\U0001F604\U0001F601\U0001F389\u2764"
                            "\U0001F64C\U0001F4AF\u2705\U0001F973\U0001F525\U0001F44C\U0001F60D\U0001F44F\U0001F917]")
 # asking for help with something: a question about a subject, not a wish about the reply's form
-_HELP = re.compile(r"\bhelp\s+(?:me|us|with)\b", re.IGNORECASE)
+_HELP = re.compile(r"\bhelp\s+(?:me|us|with|on|\w+ing)\b", re.IGNORECASE)
 # a sum worked out in the message ("7 times 8 is 56"): the user redoing the arithmetic
 _ARITHMETIC = re.compile(r"\d\s+(?:times|plus|minus|divided\s+by)\s+-?\d+(?:\.\d+)?\s+(?:is|equals|makes)\s+-?\d",
                          re.IGNORECASE)
 # an elongated interjection of understanding ("ohhh", "ahh", "aha")
 _AHA = re.compile(r"^(?:o+h{2,}|a+h{2,}|a+ha+)\b", re.IGNORECASE)
+_CLAUSE_WORDS = r"(?:why|how|what|where|when|whether|if|which|who|because|but|and|so|or)\b"
 # a negation and the words it governs: up to five words, stopped by a word that opens another clause
-_NEGATION_SCOPE = re.compile(r"(?:(?<![\w'])(?:not|no|never|nothing|cannot)(?![\w'])|n't)((?:\s+(?!(?:why|how|what|"
-                             r"where|when|whether|if|which|who|because|but|and|so|or)\b)[\w'/.+-]+){1,5})",
-                             re.IGNORECASE)
+# (the clause word itself is kept: "don't get where" is not understanding)
+_NEGATION_SCOPE = re.compile(r"(?:(?<![\w'])(?:not|no|never|nothing|cannot)(?![\w'])|n't)((?:\s+(?!" + _CLAUSE_WORDS
+                             + r")[\w'/.+-]+){0,5}(?:\s+" + _CLAUSE_WORDS + ")?)", re.IGNORECASE)
 # a negated statement that sets itself against the reply ("aspirin isn't an antibiotic though", "but
 # that's not what ...")
 _CONTRAST = re.compile(r"^(?:but|however|although|though|actually)\b|\b(?:though|actually)\s*[.!]*$",
@@ -337,6 +338,32 @@ _CONTRAST = re.compile(r"^(?:but|however|although|though|actually)\b|\b(?:though
 # "I don't think <a fact>": a hedged contradiction (but "I don't think I get it" is confusion)
 _CONTRARY = re.compile(r"^(?:i\s+)?(?:don't|do\s+not|really\s+don't)\s+think\s+(?!(?:i|i'm|so)\b)\w",
                        re.IGNORECASE)
+# a question asked without its question mark ("how do i center a div"): a question word, or an
+# auxiliary verb before its subject, opening the clause
+_QUESTION_START = re.compile(r"^(?:(?:how|what|why|where|when|which|who)(?:'s)?\b(?!\s+(?:a|an)\b)|"
+                             r"(?:is|are|was|does|do|did|can|could|would|will|should|shouldn't|isn't|doesn't)\s+"
+                             r"(?:it|this|that|there|i|you|we|the|my)\b)", re.IGNORECASE)
+# the next step on the same problem: "now ...", "next, ...", "then ..."
+_NEXT_STEP = re.compile(r"^(?:now|next|then|after\s+that|ok\s+now)\b(?![\s,]+(?:i|it)\s+(?:get|see|understand|"
+                        r"makes?|works?|clicks?|runs?)\b)", re.IGNORECASE)
+# words that point at a later part of the same problem ("walk me through the next part")
+_LATER_PART = re.compile(r"\b(?:next|rest|remaining|following|last|final)\s+(?:part|step|bit|section|case|cases|"
+                         r"question|one)\b|\bpart\s*\(?[b-h]\)?(?!\w)", re.IGNORECASE)
+# a new task given as a command ("solve 3x + 5 = 20", "write a function that ..."): a new subject
+# unless it refers back ("solve it the other way")
+_NEW_TASK = re.compile(r"^(?:solve|prove|find|compute|calculate|integrate|differentiate|simplify|factor|factorise|"
+                       r"factorize|evaluate|derive|implement|translate|convert|define|write\s+(?:me\s+)?(?:a|an)\s+"
+                       r"(?:function|program|script|class|query|regex|proof|poem|essay|letter|paragraph|story|email|"
+                       r"summary|test))\b", re.IGNORECASE)
+# a word that refers back to the reply or the problem at hand ("solve it again", "that equation")
+_BACK_REFERENCE = re.compile(r"\b(?:it|them|same|again|instead|this|these|those|above|that\s+(?:one|result|answer|"
+                             r"function|code|equation|formula|number|step|part|expression))\b", re.IGNORECASE)
+# a clause that names a new question and nothing else ("now a chemistry question")
+_NAMES_QUESTION = re.compile(r"^(?:now\s+|and\s+)?(?:a|an)\s+(?:[\w-]+\s+)?(?:question|problem|exercise|puzzle|"
+                             r"task)\b", re.IGNORECASE)
+# unhappy emoji: puzzlement, and disapproval
+_CONFUSED_EMOJI = re.compile("[\U0001F615\U0001F914\U0001F635\U0001F616\u2753\U0001F928]")
+_DISAPPROVING_EMOJI = re.compile("[\U0001F44E\u274C\U0001F612\U0001F644\U0001F620\U0001F621\U0001F624]")
 _BARE_NO = re.compile(r"^(?:no+|nope|nah|wrong|incorrect)\s*[.!]*$", re.IGNORECASE)
 _ASKS_FOR_ANSWER = re.compile(r"^(?:so\s+)?(?:what|which|where)\b.*\b(?:answer|result|solution)\b", re.IGNORECASE)
 # What a wish about the reply is about: its format, length, tone, structure and extras.
@@ -403,6 +430,11 @@ def negation_scopes(core: str) -> str:
     return " | ".join(m.group(1) for m in _NEGATION_SCOPE.finditer(core))
 
 
+def negated_understanding(core: str) -> bool:
+    """Whether ``core`` says the user does not understand ("I don't get why", "not sure I follow")."""
+    return _UNDERSTAND.search(negation_scopes(core)) is not None
+
+
 def _says_wrong(clause: str, core: str, negated: bool) -> bool:
     """Whether a clause (``core``: without its openers and condition) states that the answer is wrong:
     a correction cue, or a correctness word under a negation ("that doesn't look right")."""
@@ -434,7 +466,7 @@ def clause_kind(clause: str) -> str:
     if m and len(core) > m.end():
         conditional, core = True, strip_openers(core[m.end():]).strip()
     conditional = conditional or CONDITION_ANYWHERE.search(core) is not None
-    question = core.rstrip().endswith("?")
+    question = core.rstrip().endswith("?") or _QUESTION_START.match(core) is not None
     imperative = _starts_imperative(core)
     prohibition = _PROHIBITION.match(core) is not None
     request = imperative or prohibition or _REQUESTS.search(core) is not None
@@ -452,7 +484,8 @@ def clause_kind(clause: str) -> str:
     # "could you use ...?": a request asked as a question, with a verb that shapes a reply
     frame = REQUEST_FRAME.match(core) if question else None
     asks = frame is not None and IMPERATIVE_RE.match(core[frame.end():]) is not None
-    if (((conditional or marked) and request and not question) or _RESTATED.search(core)
+    if (((conditional or marked) and request and not question and not _CONFUSION.search(core))
+            or _RESTATED.search(clause)
             or ((conditional or marked) and asks and not _CONFUSION.search(core))):
         return "neg_constraint_restate"
     negated = has_negation(core)
@@ -465,17 +498,26 @@ def clause_kind(clause: str) -> str:
             return "neg_correction"
     elif _says_wrong(clause, core, negated):
         return "neg_correction"
-    if _TOPIC.search(clause) or _NEW_SUBJECT.search(clause):
+    if _TOPIC.search(clause) or _NEW_SUBJECT.search(clause) or _NAMES_QUESTION.match(core):
         return "topic_shift"
+    if _DISAPPROVING_EMOJI.search(clause):
+        return "neg_correction" if not style else "neg_constraint_restate"
+    if _NEW_TASK.match(core) and not _BACK_REFERENCE.search(core):
+        return "new_question"
+    if prohibition and not negated_understanding(core):  # "no code until you explain the idea"
+        return "neg_constraint_restate"
     if request:  # "tell me to ask if anything is unclear" asks for something, it is not confused
         core = _SUBORDINATE.sub("", core)
-    if (_CONFUSION.search(core) or _MEANING.search(core) or (negated and _UNDERSTAND.search(core))
-            or _WHY.match(core)
-            or (question and _ASKS_FOR_ANSWER.search(core)) or _CONFUSED_QUESTION.match(core)):
-        return "neg_confusion"
+    says_lost = negated and negated_understanding(core)
+    if (_CONFUSION.search(core) or _MEANING.search(core) or says_lost or _WHY.match(core)
+            or (question and _ASKS_FOR_ANSWER.search(core)) or _CONFUSED_QUESTION.match(core)
+            or _CONFUSED_EMOJI.search(clause)):
+        # asking to be walked through a later part is going on, not being lost
+        return "pos_progress" if _LATER_PART.search(core) and not says_lost else "neg_confusion"
     if prohibition:
         return "neg_constraint_restate"
-    if _PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core)):
+    if (_PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core))
+            or (_NEXT_STEP.match(core) and not _HELP.search(core))):
         return "pos_progress"
     praise = _PRAISE.search(core) or _PRAISE_EMOJI.search(core) or _AHA.match(clause)
     if praise and not question and not _NEGATED_PRAISE.search(core):
