@@ -112,7 +112,7 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     ``truncated`` when the user has sent ``max_turns`` messages. Stepping afterwards raises.
 
     **Info.** ``user_id``, ``session``, ``turn``, ``reward_terms``; on the last step ``metrics``
-    (task_success, user_effort, turns, messages, timeout, compliance). With ``oracle_info=True``,
+    (task_success, user_effort, turns, messages, timeout, compliance, user_tokens). With ``oracle_info=True``,
     ``info["oracle"]`` holds what a deployed assistant could not know (true label, enforced preference
     ids, checker verdicts, draft answer, its correctness); agents must not read it (the benchmark
     runner asks for it to record the labels, and strips it before agents see ``info``).
