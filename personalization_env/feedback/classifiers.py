@@ -112,7 +112,10 @@ _CORRECTION = PhraseSet((
  "wasn't it", "doesn't it", "fails", "failing", "still fails", "still failing", "still broken", "still wrong",
  "still crashes", "still getting", "still get", "still gives", "still returns", "still prints", "still shows",
  "same error", "same output", "same result", "same problem", "same issue", "doesn't follow", "does not follow",
- "and got {num}", "and get {num}", "{its} not how", "not how it works", "not how that works", "but got {num}", "it gives {num}", "is still {num}", "output is still",
+ "and got {num}", "and get {num}", "expected {num}", "i expected", "was expecting", "supposed to be",
+ "supposed to return", "supposed to give", "isn't {num}", "is not {num}", "not equal", "doesn't equal", "never said",
+ "didn't say", "doesn't say", "not convinced", "unconvinced", "skeptical", "sceptical", "was removed",
+ "only handles", "only covers", "only checks", "only returns", "only considers", "only counts", "only supports", "{its} not how", "not how it works", "not how that works", "but got {num}", "it gives {num}", "is still {num}", "output is still",
 ), _SLOTS)
 # an error name ("TypeError"), or a flat "No," before a statement of fact
 _CORRECTION_RE = re.compile(r"\b(?:got|get|getting|throws?|threw|gives?|gave|says|said|shows|showed|prints|reports)"
@@ -154,7 +157,7 @@ _PRAISE = PhraseSet((
  "it runs", "runs now", "passes now", "fixed it", "that fixed", "solved it", "spot on", "nailed it", "bingo",
  "exactly right", "exactly it", "right on", "correct", "that's right", "sense now", "so much sense", "love how",
  "love the way", "loved", "clear answer", "clear explanation", "really clear", "that's it", "that's the one",
- "that was it", "i get it now", "now i get it", "i understand now", "now i understand", "now it makes sense",
+ "that was it", "i get it now", "see it now", "get it now", "now i get it", "i understand now", "now i understand", "now it makes sense",
  "makes sense now", "makes total sense", "makes perfect sense", "it clicked", "clicked", "that's clear",
  "good explanation", "great explanation", "good answer", "great answer", "well explained", "well done", "good job",
  "great job", "you're the best", "lifesaver", "life saver", "this is what i needed", "just what i needed",
@@ -177,7 +180,10 @@ _PRAISE = PhraseSet((
  "mind blown", "like a charm", "nicely done", "well said", "so helpful", "great stuff", "brill", "cracking",
  "smashing", "wizard", "lightbulb", "finally get it", "finally understand", "understood perfectly", "clear as day",
  "all green", "tests are green", "it's working", "working now", "it's running", "you're right", "a+", "10/10", "ta",
- "matches", "match", "i learned", "makes it click", "makes it clear", "that's clear",
+ "matches", "match", "i learned", "makes it click", "makes it clear", "that's clear", "glad", "happy", "relieved",
+ "pleased", "delighted", "thrilled", "stoked", "fab", "fabulous", "splendid", "marvelous", "marvellous", "handy",
+ "slick", "owe you", "bless you", "godsend", "hooray", "thanks a bunch", "thanks a ton", "thanks a million", "clean",
+ "tidy", "nicely", "beautifully", "great help", "really helps", "this helps", "helps a lot", "thank", "thankful",
 ), _SLOTS)
 # Going on: acknowledgement plus a wish to continue, or a follow-up question that builds on the answer.
 _PROGRESS = PhraseSet((
@@ -194,7 +200,7 @@ _SHORT_PROGRESS = PhraseSet((
  "next", "continue", "more", "and", "then", "and then", "go", "onward",
 ), _SLOTS)
 _NEGATED_PRAISE = re.compile(r"(?:\bnot|n['\u2019]t|\bnever|\bhardly)\s+(?:\w+\s+)?(?:helpful|helped|great|good|"
-                             r"useful|perfect|clear|better)\b", re.IGNORECASE)
+                             r"useful|perfect|clear|better|happy|glad|pleased|clean|thrilled)\b", re.IGNORECASE)
 _ACKNOWLEDGE = PhraseSet((
  "yes", "yep", "yeah", "yup", "ok", "okay", "k", "sure", "alright", "all right", "right", "got it", "gotcha",
  "understood", "makes sense", "fair enough", "fine", "noted", "mhm", "uh huh", "right, so",
@@ -219,6 +225,7 @@ _RESTATED = PhraseSet((
  "i said", "i asked for", "i asked you", "i told you", "i mentioned", "i already", "i've said", "i have said",
  "i've asked", "i've told you", "like i said", "as i said", "as i mentioned", "as i asked", "how many times",
  "we agreed", "you agreed", "i thought we", "i specifically", "i explicitly", "i clearly", "again with",
+ "didn't i say", "did i not say", "didn't i ask", "didn't i tell you", "i thought i said", "i thought i asked",
 ), _SLOTS)
 # ... or wanting a way of replying kept from now on.
 _RESTATE_MARKERS = PhraseSet((
@@ -310,7 +317,7 @@ _YOU_DID = re.compile(r"\byou(?:['\u2019]ve)?\s+(?:listed|wrote|put|used|include
 _X_NOT_Y = re.compile(r"\w[\w'.)%-]*(?:,|\s+but|\s+and)\s+not\s+(?:a\s+|an\s+|the\s+)?[^\s,;]+\s*[.!?]*$",
                       re.IGNORECASE)
 # a pointed question ("isn't it ln|x|?", "shouldn't the total be 40?")
-_POINTED = re.compile(r"^(?:(?:isn|shouldn|wouldn|doesn|didn|wasn|aren|don|won|can)['\u2019]?t\b.*\?\s*$|"
+_POINTED = re.compile(r"^(?:(?:is|are|does|do|was|were|would)\s+(?:it|that|this|there|they)\s+really\b|(?:isn|shouldn|wouldn|doesn|didn|wasn|aren|don|won|can)['\u2019]?t\b.*\?\s*$|"
                       r"did\s+you\s+(?:forget|miss|drop|skip|mix|confuse|swap|misread)\b)", re.IGNORECASE)
 # a belief stated against the answer ("pretty sure it's 12", "I thought it should be 4")
 _BELIEF = re.compile(r"\b(?:pretty|fairly|quite)\s+sure\b.*(?:\d|\bshould\b)|"
@@ -360,7 +367,8 @@ _BACK_REFERENCE = re.compile(r"\b(?:it|them|same|again|instead|this|these|those|
                              r"function|code|equation|formula|number|step|part|expression))\b", re.IGNORECASE)
 # a clause that names a new question and nothing else ("now a chemistry question")
 _NAMES_QUESTION = re.compile(r"^(?:now\s+|and\s+)?(?:a|an)\s+(?:[\w-]+\s+)?(?:question|problem|exercise|puzzle|"
-                             r"task)\b", re.IGNORECASE)
+                             r"task)\b|\bi\s+(?:have|got|'ve\s+got)\s+(?:a|an|another|one\s+more)\s+(?:[\w-]+\s+){0,4}"
+                             r"(?:question|problem|exercise|puzzle|task|riddle)\b", re.IGNORECASE)
 # unhappy emoji: puzzlement, and disapproval
 _CONFUSED_EMOJI = re.compile("[\U0001F615\U0001F914\U0001F635\U0001F616\u2753\U0001F928]")
 _DISAPPROVING_EMOJI = re.compile("[\U0001F44E\u274C\U0001F612\U0001F644\U0001F620\U0001F621\U0001F624]")
@@ -398,7 +406,13 @@ _STYLE = PhraseSet((
 
 _SUBORDINATE = re.compile(r"\b(?:if|whether|when|whenever|in case)\b.*$", re.IGNORECASE)
 _SEGMENT = re.compile(r"[,:;]\s*|\s+(?:and|then)\s+", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|:\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|so)\s+", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|:\s+|\s+[-–—]+\s+|\n+|,\s+(?=(?:but|and|so)\s)", re.IGNORECASE)
+# a statement set against what came before ("..., but the dosage seems high", "except ...")
+_CONTRAST_OPENER = re.compile(r"^(?:but|however|except|although|though)\b(?!\s+(?:thanks|thank|anyway|still|i\s+"
+                              r"(?:get|see|think\s+i)))", re.IGNORECASE)
+# saying outright that one is lost (beats a request for another explanation in the same message)
+_LOST = PhraseSet(("confused", "confusing", "lost", "puzzled", "baffled", "no idea", "no clue", "over my head",
+                   "makes no sense", "doesn't make sense", "does not make sense", "huh"), _SLOTS)
 
 #: every lexicon of the keyword classifier, by name (a test checks none copies the simulator's wording)
 LEXICON: dict[str, PhraseSet] = {
@@ -412,7 +426,7 @@ LEXICON: dict[str, PhraseSet] = {
 }
 
 # sentence kinds, strongest first: a message takes the strongest kind of its sentences
-_ORDER = ("neg_correction", "neg_constraint_restate", "topic_shift", "restate_weak", "neg_confusion", "question",
+_ORDER = ("neg_correction", "neg_constraint_restate", "lost", "restate_request", "topic_shift", "restate_weak", "neg_confusion", "question",
           "pos_progress", "new_question",
           "pos_praise", "ack", "neutral")
 _RANK = {k: i for i, k in enumerate(_ORDER)}
@@ -474,13 +488,21 @@ def clause_kind(clause: str) -> str:
     style = _STYLE.search(core) is not None
     marked = _RESTATE_MARKERS.search(core) is not None
     n_words = len(core.split())
+    negated = has_negation(core)
+    lost = (negated and negated_understanding(core)) or _LOST.search(core) is not None
     if _WHY.match(core) and not marked:  # "why would we use a set here" asks for a reason
         return "neg_confusion"
     # praise of the form ("great explanation, thank you so much") is no wish about it
     praised = _PRAISE.pattern.match(core) is not None and not (request or marked or conditional)
     short = n_words <= 5 and not question
     if style and not praised and (framed or marked or conditional or short):
-        return "neg_constraint_restate"
+        if not (request or conditional):  # "step 3 is wrong", "it still prints the list", "I don't get the explanation"
+            if lost:
+                return "lost"
+            if _says_wrong(clause, core, negated):
+                return "neg_correction"
+        # a plain request about the form loses to saying one is lost ("can you give an example? I'm lost")
+        return "restate_request" if request and not (marked or conditional) else "neg_constraint_restate"
     # "could you use ...?": a request asked as a question, with a verb that shapes a reply
     frame = REQUEST_FRAME.match(core) if question else None
     asks = frame is not None and IMPERATIVE_RE.match(core[frame.end():]) is not None
@@ -488,7 +510,6 @@ def clause_kind(clause: str) -> str:
             or _RESTATED.search(clause)
             or ((conditional or marked) and asks and not _CONFUSION.search(core))):
         return "neg_constraint_restate"
-    negated = has_negation(core)
     if _SELF_CORRECTION.search(core):
         return "neutral"
     # a request to check or fix is a correction; other requests, and wishes under a condition ("for
@@ -513,7 +534,9 @@ def clause_kind(clause: str) -> str:
             or (question and _ASKS_FOR_ANSWER.search(core)) or _CONFUSED_QUESTION.match(core)
             or _CONFUSED_EMOJI.search(clause)):
         # asking to be walked through a later part is going on, not being lost
-        return "pos_progress" if _LATER_PART.search(core) and not says_lost else "neg_confusion"
+        if _LATER_PART.search(core) and not says_lost:
+            return "pos_progress"
+        return "lost" if lost else "neg_confusion"
     if prohibition:
         return "neg_constraint_restate"
     if (_PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core))
@@ -527,6 +550,8 @@ def clause_kind(clause: str) -> str:
         return "restate_weak"  # a request with no style word: loses to a topic shift in the same message
     if question or helps:  # a follow-up question refers back to the answer; one that does not opens a new subject
         return "question" if _ANAPHORA.search(clause) else "new_question"
+    if _CONTRAST_OPENER.match(clause) and n_words >= 3:  # "thanks, but the dose seems high for a child"
+        return "neg_correction"
     if _ACKNOWLEDGE.search(clause):
         return "ack"
     return "neutral"
@@ -563,7 +588,7 @@ def _classify(message: str) -> str:
     kinds = [clause_kind(c) for c in clauses(standard_spelling(message))]
     best = min(kinds, key=_RANK.__getitem__, default="neutral")
     # a bare acknowledgement ("ok", "got it") carries no signal; a follow-up question is progress
-    mapped = {"ack": "neutral", "question": "pos_progress", "restate_weak": "neg_constraint_restate",
+    mapped = {"ack": "neutral", "lost": "neg_confusion", "restate_request": "neg_constraint_restate", "question": "pos_progress", "restate_weak": "neg_constraint_restate",
               "new_question": "topic_shift"}
     return mapped.get(best, best)
 
