@@ -12,7 +12,8 @@ from gymnasium.utils.env_checker import check_env
 import personalization_env  # noqa: F401  (registers the id)
 from agents import make_agent
 from personalization_env.env import MultiSessionCollabEnv
-from personalization_env.feedback.labels import LABELS
+from personalization_env.profiles import parse_preference
+from personalization_env.types import Profile
 
 
 def small_env(**kw):
@@ -97,10 +98,13 @@ def test_final_step_reports_metrics_and_reward_terms():
     assert set(m) >= {"task_success", "user_effort", "turns", "timeout", "compliance"}
     assert m["turns"] <= env.max_turns
     assert "oracle" not in info  # the ground truth only when asked for
-    env = MultiSessionCollabEnv(n_users=1, oracle_info=True)
+    bullets = Profile("u", "A student who likes tidy notes", (parse_preference("msc_bullets"),), {})
+    env = MultiSessionCollabEnv(profiles=[bullets], oracle_info=True)
     env.reset(seed=0)
-    _, _, _, _, info = env.step("Let me think about it.")
-    assert info["oracle"]["label"] in LABELS and "draft_correct" in info["oracle"]
+    _, _, _, _, info = env.step("Let me think about it.")  # prose: the bullet-points wish is violated
+    assert info["oracle"]["label"] == "neg_constraint_restate" and info["oracle"]["draft_correct"] is False
+    _, _, _, _, info = env.step("- Let me think about it.\n- Which step have you tried so far?")
+    assert info["oracle"]["label"] == "pos_progress"  # compliant, no answer, checks in with a question
 
 
 def test_user_tokens_count_every_user_message_at_four_characters_a_token():
