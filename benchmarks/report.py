@@ -19,8 +19,11 @@ from personalization_env.naming import did_you_mean
 
 logger = logging.getLogger(__name__)
 
-WORLD_FIELDS: tuple[str, ...] = ("profiles", "datasets", "max_turns", "seed", "user", "agent_model", "feedback")
+WORLD_FIELDS: tuple[str, ...] = ("world", "profiles", "datasets", "max_turns", "seed", "user", "agent_model", "feedback")
 """``metadata.json`` config fields that must agree for runs to be pooled (they define the world)."""
+
+_BEFORE_FIELD: dict[str, Any] = {"world": "default"}
+"""what a field reads as in runs written before it existed"""
 
 GAP_METRICS: tuple[str, ...] = ("user_effort", "task_success")
 """Metrics whose vanilla-to-oracle gap share the report gives."""
@@ -185,9 +188,10 @@ def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, list[dict[str, Any]
         if runs:
             first, cfg0, cfg = runs[0][0], runs[0][2].get("config", {}), meta.get("config", {})
             for f in WORLD_FIELDS:
-                if cfg0.get(f) != cfg.get(f):
-                    raise ValueError(f"runs {first!r} and {d!r} differ in config field {f!r} ({cfg0.get(f)!r} vs "
-                                     f"{cfg.get(f)!r}): they ran different worlds and cannot be pooled")
+                a, b = cfg0.get(f, _BEFORE_FIELD.get(f)), cfg.get(f, _BEFORE_FIELD.get(f))
+                if a != b:
+                    raise ValueError(f"runs {first!r} and {d!r} differ in config field {f!r} ({a!r} vs {b!r}): "
+                                     f"they ran different worlds and cannot be pooled")
         keys = {(r["method"], r["user_id"], r["session"]) for r in rows}
         twice = sorted(keys & owner.keys())
         if twice:

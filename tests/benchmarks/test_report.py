@@ -201,6 +201,9 @@ def test_pooled_runs_and_their_refusals(base_run, tmp_path):
     other = copy_run(base_run, tmp_path / "other", keep=lambda r: False, max_turns=8)
     with pytest.raises(ValueError, match="'max_turns'.*10 vs 8"):
         load_runs([base_run, other])
+    calibrated = copy_run(base_run, tmp_path / "calibrated", keep=lambda r: False, world="msc-llama70b")
+    with pytest.raises(ValueError, match="'world'.*'default' vs 'msc-llama70b'"):
+        load_runs([base_run, calibrated])
     seeded = copy_run(base_run, tmp_path / "seeded", keep=lambda r: False, seed=1)
     with pytest.raises(ValueError, match="'seed'"):
         write_report([base_run, seeded], tmp_path / "rep2", plots=False)
