@@ -20,8 +20,9 @@ import re
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from personalization_env.language import (CONDITION_ANYWHERE, CONDITION_CLAUSE, IMPERATIVE_RE, REQUEST_FRAME, PhraseSet,
-                                          has_negation, split_sentences, standard_spelling, strip_openers)
+from personalization_env.language import (CONDITION_ANYWHERE, CONDITION_CLAUSE, CONDITION_OPENERS, IMPERATIVE_RE,
+                                          REQUEST_FRAME, PhraseSet, has_negation, split_sentences, standard_spelling,
+                                          strip_openers)
 from personalization_env.naming import did_you_mean
 
 
@@ -300,7 +301,7 @@ _WHY = re.compile(r"^(?:but\s+|and\s+|so\s+)?(?:why\b|how\s+(?:does|did|is|are|w
 # a question that refers back to the conversation (a pronoun or a continuation word): a follow-up
 _ANAPHORA = re.compile(r"\b(?:it|this|that|these|those|they|them|the same|same|here|there|then|also|too|instead|"
                        r"part|step|steps|case|version|one|ones|result|answer|formula|equation|function|code|example|"
-                       r"method|approach|solution|next|after|should\s+i|do\s+i|further|more|else|and|so|ok|okay|if|"
+                       r"method|approach|solution|next|after|further|more|else|and|so|ok|okay|if|"
                        r"what about|what if)\b",
                        re.IGNORECASE)
 # asking what a word means, anywhere ("could you break down what 'amortized' means")
@@ -406,7 +407,13 @@ _STYLE = PhraseSet((
 
 _SUBORDINATE = re.compile(r"\b(?:if|whether|when|whenever|in case)\b.*$", re.IGNORECASE)
 _SEGMENT = re.compile(r"[,:;]\s*|\s+(?:and|then)\s+", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|:\s+|\s+[-–—]+\s+|\n+|,\s+(?=(?:but|and|so)\s)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|so)\s+", re.IGNORECASE)
+# the finer cut the classifier reads a message with: also after a colon that ends no condition ("This
+# doesn't compile: ..."), and before ", but/and/so", which stay with their clause as cues of contrast
+# and continuation
+_FEEDBACK_CUT = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?=(?:but|and|so)\s)", re.IGNORECASE)
+_COLON = re.compile(r":\s+")
+_CONDITION_HEAD = re.compile(r"^(?:" + "|".join(CONDITION_OPENERS) + r")\b", re.IGNORECASE)
 # a statement set against what came before ("..., but the dosage seems high", "except ...")
 _CONTRAST_OPENER = re.compile(r"^(?:but|however|except|although|though)\b(?!\s+(?:thanks|thank|anyway|still|i\s+"
                               r"(?:get|see|think\s+i)))", re.IGNORECASE)
@@ -449,6 +456,23 @@ def negated_understanding(core: str) -> bool:
     return _UNDERSTAND.search(negation_scopes(core)) is not None
 
 
+def _feedback_clauses(message: str) -> list[str]:
+    """The clauses the classifier reads: as :func:`clauses`, cut also after a colon that closes no
+    condition ("This doesn't compile: missing ..."; "For proofs: ..." stays whole), with ", but/and/so"
+    kept at the head of their clause (cues of contrast and continuation)."""
+    out: list[str] = []
+    for line in message.split("\n"):
+        for sentence in split_sentences(line) or [line]:
+            for part in _FEEDBACK_CUT.split(sentence):
+                pieces = _COLON.split(part)
+                for i, piece in enumerate(pieces):
+                    if i and _CONDITION_HEAD.match(pieces[i - 1]):
+                        out[-1] = out[-1] + ": " + piece.strip()
+                    elif piece.strip():
+                        out.append(piece.strip())
+    return [c for c in out if c]
+
+
 def _says_wrong(clause: str, core: str, negated: bool) -> bool:
     """Whether a clause (``core``: without its openers and condition) states that the answer is wrong:
     a correction cue, or a correctness word under a negation ("that doesn't look right")."""
@@ -463,15 +487,33 @@ def _says_wrong(clause: str, core: str, negated: bool) -> bool:
                 or (_CONTRAST.search(core) and not _UNDERSTAND.search(scope) and not _NEGATED_PRAISE.search(core)))
 
 
+def _starts_segment(pattern: re.Pattern[str], core: str) -> bool:
+    """Whether some comma/colon segment of ``core`` starts with ``pattern`` ("As a teacher, tell me ...")."""
+    return any(pattern.match(strip_openers(seg)) for seg in _SEGMENT.split(core) if seg)
+
+
 def _starts_imperative(core: str) -> bool:
     """Whether some comma/colon segment of ``core`` starts with an imperative verb ("As a teacher, tell me ...")."""
-    return any(IMPERATIVE_RE.match(strip_openers(seg)) for seg in _SEGMENT.split(core) if seg)
+    return _starts_segment(IMPERATIVE_RE, core)
+
+
+#: fine kinds that only order clauses within a message, and the kind each stands for
+_FINE_KINDS = {"lost": "neg_confusion", "restate_request": "neg_constraint_restate"}
+
+
+def clause_kind(clause: str) -> str:
+    """The kind of one clause of a message (see :func:`clauses`): a label, ``ack`` for a bare
+    acknowledgement ("ok", "got it"), ``restate_weak`` for a request without a style word, ``question``
+    or ``new_question`` for a question that does or does not refer back."""
+    kind = _clause_kind(clause)
+    return _FINE_KINDS.get(kind, kind)
 
 
 @lru_cache(maxsize=1 << 15)
-def clause_kind(clause: str) -> str:
-    """The kind of one clause of a message (see :func:`clauses`): a label, or ``ack`` for a bare
-    acknowledgement ("ok", "got it")."""
+def _clause_kind(clause: str) -> str:
+    """:func:`clause_kind`, with two finer kinds that decide between clauses of one message: ``lost``
+    (saying outright that one does not follow) beats ``restate_request`` (a plain request about the
+    form, with no reminder or condition)."""
     core = strip_openers(clause).strip()
     if not core:
         return "ack" if _ACKNOWLEDGE.search(clause) else "neutral"
@@ -496,7 +538,7 @@ def clause_kind(clause: str) -> str:
     praised = _PRAISE.pattern.match(core) is not None and not (request or marked or conditional)
     short = n_words <= 5 and not question
     if style and not praised and (framed or marked or conditional or short):
-        if not (request or conditional):  # "step 3 is wrong", "it still prints the list", "I don't get the explanation"
+        if not (request or marked or conditional):  # "step 3 is wrong", "I don't get the explanation"
             if lost:
                 return "lost"
             if _says_wrong(clause, core, negated):
@@ -540,7 +582,7 @@ def clause_kind(clause: str) -> str:
     if prohibition:
         return "neg_constraint_restate"
     if (_PROGRESS.search(core) or (n_words <= 3 and _SHORT_PROGRESS.search(core))
-            or (_NEXT_STEP.match(core) and not _HELP.search(core))):
+            or (_starts_segment(_NEXT_STEP, core) and not _HELP.search(core))):
         return "pos_progress"
     praise = _PRAISE.search(core) or _PRAISE_EMOJI.search(core) or _AHA.match(clause)
     if praise and not question and not _NEGATED_PRAISE.search(core):
@@ -561,7 +603,8 @@ def is_correction(text: str) -> bool:
     """Whether ``text`` says the previous answer was wrong (some clause of its first paragraph is a
     correction: a verdict is said, while what follows a blank line is mostly quoted material, such as
     a problem statement with its own "not" and "wrong")."""
-    return any(clause_kind(c) == "neg_correction" for c in clauses(standard_spelling((text or "").split("\n\n", 1)[0])))
+    first = standard_spelling((text or "").split("\n\n", 1)[0])
+    return any(clause_kind(c) == "neg_correction" for c in _feedback_clauses(first))
 
 
 class KeywordClassifier(FeedbackClassifier):
@@ -585,7 +628,7 @@ class KeywordClassifier(FeedbackClassifier):
 
 @lru_cache(maxsize=1 << 15)  # simulated users repeat their messages
 def _classify(message: str) -> str:
-    kinds = [clause_kind(c) for c in clauses(standard_spelling(message))]
+    kinds = [_clause_kind(c) for c in _feedback_clauses(standard_spelling(message))]
     best = min(kinds, key=_RANK.__getitem__, default="neutral")
     # a bare acknowledgement ("ok", "got it") carries no signal; a follow-up question is progress
     mapped = {"ack": "neutral", "lost": "neg_confusion", "restate_request": "neg_constraint_restate", "question": "pos_progress", "restate_weak": "neg_constraint_restate",

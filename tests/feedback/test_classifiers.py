@@ -102,3 +102,56 @@ def test_keyword_accuracy_against_simulator_labels():
     res = evaluate(collect("msc", users=10, sessions=3), "keyword")
     assert res["turns"] >= 100
     assert res["accuracy"] >= 0.85, res
+
+
+@pytest.mark.parametrize("msg,label", [
+    # informal spelling: contractions without apostrophes, chat abbreviations
+    ("im not sure i understand how the contrapositive works here", "neg_confusion"),
+    ("dont get it, u lost me", "neg_confusion"),
+    ("thx, thats what i needed", "pos_praise"),
+    # negation scope: the verdict word must be under the negation ("works" lies outside "not sure why")
+    ("I'm not sure why the loop invariant holds", "neg_confusion"),
+    ("This doesn't compile: missing semicolon after the return.", "neg_correction"),
+    # hedged contradictions and contrast markers
+    ("I don't think penicillin treats viral infections...", "neg_correction"),
+    ("Aspirin isn't an antibiotic though.", "neg_correction"),
+    ("Thanks, but the dosage seems high for a child.", "neg_correction"),
+    ("hm, 0.3 + 0.6 isn't 0.8", "neg_correction"),
+    ("The test still fails with the same assertion error.", "neg_correction"),
+    ("Hold on, the conclusion doesn't follow from those premises.", "neg_correction"),
+    # a correction stated about a style word is still a correction; a complaint about the form is not
+    ("The units are wrong.", "neg_correction"),
+    ("Again, way too long.", "neg_constraint_restate"),
+    # saying one is lost beats a plain request for another explanation
+    ("can you explain that part about recursion again, I didn't get it", "neg_confusion"),
+    ("Can you give an example? I'm completely lost.", "neg_confusion"),
+    # questions without a question mark; next steps; new tasks given as commands
+    ("how do I center a div", "topic_shift"),
+    ("solve 3x + 5 = 20", "topic_shift"),
+    ("perfect, now turn that into a function", "pos_progress"),
+    ("that's clear. could you walk me through the next part, the error term?", "pos_progress"),
+    ("Now a chemistry question: how many moles in 18 g of water?", "topic_shift"),
+    # emoji
+    ("confused \U0001F615", "neg_confusion"),
+    # information that happens to hold a negation stays neutral
+    ("I haven't tried it yet.", "neutral"),
+    ("hold on, my cat walked on the keyboard", "neutral"),
+])
+def test_keyword_classifier_general_mechanisms(msg, label):
+    assert KeywordClassifier().classify(msg) == label
+
+
+def test_standard_spelling_writes_out_informal_words_only():
+    from personalization_env.language import standard_spelling
+
+    assert standard_spelling("dont worry, u r fine") == "don't worry, you r fine"
+    assert standard_spelling("I\u2019m here") == "I'm here"
+    # real words that look informal are kept ("its", "lets"), and so is a word inside another word
+    assert standard_spelling("its value lets us see; the dontcare bit") == "its value lets us see; the dontcare bit"
+
+
+def test_negation_scope_stops_at_a_clause_word():
+    from personalization_env.feedback.classifiers import negation_scopes
+
+    assert "works" not in negation_scopes("I'm not sure why it works")
+    assert "right" in negation_scopes("that doesn't look right")
