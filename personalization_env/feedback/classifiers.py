@@ -618,6 +618,12 @@ class KeywordClassifier(FeedbackClassifier):
     count ("tell me why the other options are wrong"). A follow-up question ("and if n is odd?") is
     progress, a question that does not refer back is a topic shift, a bare acknowledgement ("ok", "got
     it") is neutral. Words are matched on word boundaries ("no" never fires inside "know").
+
+    Before the clauses are read, informal spellings are written out ("dont", "u", "thx": see
+    :func:`~personalization_env.language.standard_spelling`). A correctness word counts as a verdict
+    only inside the scope of a negation ("that doesn't look right", but not "I'm not sure why it
+    works"); a negated statement set against the reply ("..., but it isn't ...", "... though") is a
+    correction; saying outright that one is lost beats a plain request for another explanation.
     """
 
     name = "keyword"
