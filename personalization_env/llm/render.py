@@ -94,6 +94,9 @@ class ReplyContent:
         restatement: one sentence restating the task ("" = a generic one).
         premises: premises of a logic task ("" = the first step).
         example_call: an example call of the code's function, e.g. ``"f([1, 2])"`` (None = built one).
+        check_in: True when the reply stops short of the answer to hand the turn back (multi-turn
+            solving): it closes with a check-in question, placed before any TL;DR or summary line,
+            unless a directive rules the question out (``confirm_question`` False).
     """
 
     task_kind: str
@@ -111,6 +114,7 @@ class ReplyContent:
     restatement: str = ""
     premises: list[str] = field(default_factory=list)
     example_call: str | None = None
+    check_in: bool = False
 
 
 #: Probability of each optional element when no directive fixes it (the default model's style).
@@ -352,6 +356,7 @@ def _settings(directives: Mapping[str, Any], rng: np.random.Generator,
         s[key] = None
     s["choice"] = rng.integers(0, 1 << 30, size=16).tolist()  # (plain ints: cheaper to index)
     s.update(directives)
+    s["check_in_allowed"] = directives.get("confirm_question") is not False
     if "apology" in directives:
         s["apology"] = int(directives["apology"])
     if s["markdown"] is False:
@@ -560,7 +565,7 @@ def _compose(c: ReplyContent, s: Mapping[str, Any], keep_steps: int, elaborate: 
         closing.append(_pick(s, 9, _INVITE))
     if s["suggestion"]:
         closing.append(_pick(s, 10, _SUGGESTIONS))
-    if s["confirm_question"] or s["incremental"]:
+    if s["confirm_question"] or s["incremental"] or (c.check_in and s["check_in_allowed"]):
         closing.append(_pick(s, 11, _CONFIRM))
     if closing:
         blocks.append(("para", closing))

@@ -23,8 +23,10 @@ recognises preference statements anywhere in the prompt by text similarity
   the user pushes back is redrawn. Defaults approximate Llama-3.3-70B's published accuracy (MATH 77 %,
   MMLU 86 %) and are documented per dataset below; generated datasets use ``default_skill``.
 - **Multi-turn solving.** With ``defer_prob`` > 0 a reply that would give the answer instead works
-  one step further and checks in ("Shall I continue?"), so the answer comes after a geometric number
-  of partial replies, as chat models often do; 0 (the default) answers in the first reply.
+  one step further and checks in ("Shall I continue?"; the renderer places the question before a
+  TL;DR or summary line and leaves it out when a followed preference rules out such questions), so
+  the answer comes after a geometric number of partial replies, as chat models often do; 0 (the
+  default) answers in the first reply.
 - **Default style.** When no followed preference fixes an element, the renderer's habits decide it
   (a typical chatty LLM answer), so unknown preferences are violated at a realistic rate.
 - **Other roles** (request ``purpose``): ``judge`` labels a user message (keyword heuristic with a
@@ -122,9 +124,6 @@ _GENERIC = {
     "writing": ("The key principle is to know the audience before choosing the words.",
                 "For example, a toast at a wedding and a lab report need very different tones."),
 }
-#: how a deferring reply hands the turn back when its style added no question
-_CHECK_IN = ("Does this step make sense before I go on?", "Shall I continue with the next step?",
-             "Do you want me to keep going from here?")
 _ALTERNATIVES = [
     ("work through it step by step by hand", "slower, but every step is easy to check"),
     ("set it up as a single equation or rule and solve it directly", "faster, but mistakes are harder to spot"),
@@ -361,12 +360,10 @@ class ScriptedBackend(ChatBackend):
             acknowledgement=ack,
             partial=partial,
             correcting="error_correction" in ctx_final.situations,
+            check_in=deferred,
         )
         habits = self.config.habits if self.config.habits is not None else DEFAULT_HABITS
-        text = render(content, directives, rng, habits)
-        if deferred and "?" not in text:
-            text += "\n\n" + _CHECK_IN[_seed_of("check-in", first, len(msgs)) % len(_CHECK_IN)]
-        return text
+        return render(content, directives, rng, habits)
 
     def _anticipated(self, task: Task, msgs: tuple[Message, ...]) -> ReplyContext:
         """The context the model expects its reply to have (an explanation that gives an answer)."""

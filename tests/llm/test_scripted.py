@@ -70,6 +70,32 @@ def test_defer_prob_works_step_by_step_and_checks_in():
     assert 6 <= deferred <= 24  # binomial(30, 0.5): outside this range with probability < 0.2 %
 
 
+#: preferences that fix how a reply ends: a check-in question of multi-turn solving must not break them
+_ENDINGS = ("no_end_question", "msc_tldr", "summary_line", "msc_no_suggestions", "msc_holistic")
+
+
+@pytest.mark.parametrize("type_id", _ENDINGS)
+def test_deferred_replies_keep_followed_preferences_on_how_a_reply_ends(type_id):
+    from personalization_env.tasks import extract_answer
+
+    t = get_type(type_id)
+    system = "You are a helpful assistant.\n" + t.phrasings[0]
+    partial_ctx = ReplyContext(task_kind="math", situations=frozenset({"explanation", "multi_step"}))
+    follows = ScriptedBackend(ScriptedConfig(defer_prob=1.0, p_max=1.0, p_min=1.0))
+    for k, task in enumerate(TASKS[:15]):
+        text = reply(follows, system, task, k)
+        assert extract_answer(task, text) is None  # every reply defers the answer
+        assert run_check(t.check, text, partial_ctx), (type_id, text)
+
+
+def test_deferred_reply_checks_in_before_a_closing_summary_line():
+    b = ScriptedBackend(ScriptedConfig(defer_prob=1.0, p_max=1.0, p_min=1.0))
+    for k, task in enumerate(TASKS[:10]):
+        text = reply(b, "You are a helpful assistant.\nAdd a one-line TL;DR at the end, please.", task, k)
+        lines = [x for x in text.strip().splitlines() if x.strip()]
+        assert lines[-1].startswith("TL;DR") and "?" in text  # the question comes before the TL;DR
+
+
 def test_defer_prob_must_be_a_probability():
     with pytest.raises(ValueError, match="defer_prob"):
         ScriptedConfig(defer_prob=1.5)
