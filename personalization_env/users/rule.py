@@ -44,12 +44,8 @@ DEFAULT_TRAITS: Mapping[str, Any] = {
     "notice_prob": 1.0,  # chance the user notices each violated preference in a reply (1 = every violation)
 }
 
-#: what a user says when it adopts an answer but will check it first, and when it comes back
-_RECHECK_LATER = ("Thanks! Let me check this on my own before I close it out.",
-                  "Okay, that seems plausible. I'll verify it myself and get back to you.",
-                  "Thanks, I'm going to double-check this on my side first.")
-_RECHECK_OK = ("I checked it and it holds up. Thanks!", "I worked through it myself and got the same. Thank you!")
-_RECHECK_FAIL_PREFIX = ("I checked it myself. ", "I went over it on my own. ")
+#: traits that are probabilities (checked to lie in [0, 1])
+_PROBABILITY_TRAITS = ("verify_prob", "persona_intro_prob", "recheck_prob", "notice_prob")
 
 
 @cache
@@ -138,9 +134,9 @@ class RuleUserSession(UserSession):
             self.checking = False
             # the check finds a wrong draft as often as the user notices a wrong answer (verify_prob)
             if is_correct(self.task, self.draft) or self.rng.random() >= self.traits["verify_prob"]:
-                return _pick(self.rng, _RECHECK_OK), "pos_praise", {"done": True, "outcome": "satisfied",
+                return _pick(self.rng, ph["recheck_ok"]), "pos_praise", {"done": True, "outcome": "satisfied",
                                                                     "verdicts": verdicts}
-            return (_pick(self.rng, _RECHECK_FAIL_PREFIX) + _pick(self.rng, ph["correction"]), "neg_correction",
+            return (_pick(self.rng, ph["recheck_fail_prefix"]) + _pick(self.rng, ph["correction"]), "neg_correction",
                     {"verdicts": verdicts})
         if answer is not None:
             if is_correct(self.task, answer) or self.rng.random() >= self.traits["verify_prob"]:
@@ -148,7 +144,7 @@ class RuleUserSession(UserSession):
                 recheck = self.traits["recheck_prob"]
                 if recheck and self.rng.random() < recheck:
                     self.checking = True
-                    return _pick(self.rng, _RECHECK_LATER), "pos_praise", {"verdicts": verdicts}
+                    return _pick(self.rng, ph["recheck_later"]), "pos_praise", {"verdicts": verdicts}
                 return _pick(self.rng, ph["praise"]), "pos_praise", {"done": True, "outcome": "satisfied",
                                                                      "verdicts": verdicts}
             return _pick(self.rng, ph["correction"]), "neg_correction", {"verdicts": verdicts}
@@ -170,6 +166,10 @@ class RuleUserSimulator(UserSimulator):
         bad = sorted(set(traits or {}) - set(DEFAULT_TRAITS))
         if bad:
             raise ValueError(f"unknown user trait(s) {bad}; known: {sorted(DEFAULT_TRAITS)}")
+        for name in _PROBABILITY_TRAITS:
+            v = (traits or {}).get(name, DEFAULT_TRAITS[name])
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"user trait {name} must be a probability in [0, 1], got {v!r}")
         self.traits = {**DEFAULT_TRAITS, **(traits or {})}
 
     def start(self, profile: Profile, task: Task, rng: np.random.Generator) -> tuple[RuleUserSession, UserTurn]:

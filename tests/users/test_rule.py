@@ -126,3 +126,43 @@ def test_notice_prob_zero_misses_every_violation_and_one_notices_all():
     noticed = sum(start(["msc_bullets"], traits={"notice_prob": 0.5}, seed=k)[0].respond(reply).label
                   == "neg_constraint_restate" for k in range(40))
     assert 8 <= noticed <= 32  # binomial(40, 0.5)
+
+
+def _recheck_turns():
+    """(message, label) of every turn where the user goes off to check an adopted answer or comes back."""
+    wrong = wrong_answer(TASK, np.random.default_rng(0))
+    turns = []
+    for seed in range(40):
+        s, _ = start(["msc_bullets"], traits={"recheck_prob": 1.0, "verify_prob": 0.5}, seed=seed)
+        later = s.respond(f"- {answer_sentence(TASK, TASK.answer if seed % 2 else wrong)}")
+        if later.done or later.label != "pos_praise":
+            continue  # caught at once (not a recheck turn)
+        back = s.respond("- Glad to help.")
+        turns += [(later.message, later.label), (back.message, back.label)]
+    return turns
+
+
+def test_recheck_lines_read_as_their_label_by_the_worlds_own_detectors():
+    from agents.memory.extractors import RuleExtractor
+    from personalization_env.feedback.classifiers import KeywordClassifier, is_correction
+    from personalization_env.users.rule import _phrases
+
+    turns = _recheck_turns()
+    said = {m for m, _ in turns}
+    ph = _phrases()
+    for line in ph["recheck_later"] + ph["recheck_ok"]:
+        assert line in said  # every recheck line was exercised
+    assert {"pos_praise", "neg_correction"} <= {label for _, label in turns}
+    classifier, extractor = KeywordClassifier(), RuleExtractor()
+    for message, label in set(turns):
+        assert classifier.classify(message) == label, message
+        assert is_correction(message) == (label == "neg_correction"), message
+        assert extractor.extract(message) == [], message  # going off to check is no preference
+
+
+@pytest.mark.parametrize("trait", ["notice_prob", "recheck_prob", "verify_prob", "persona_intro_prob"])
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_probability_traits_outside_zero_one_are_refused(trait, value):
+    with pytest.raises(ValueError, match=rf"{trait} must be a probability in \[0, 1\], got {value}"):
+        make_user_simulator("rule", traits={trait: value})
+    make_user_simulator("rule", traits={trait: 1.0})  # the bounds themselves are fine
