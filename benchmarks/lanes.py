@@ -155,16 +155,24 @@ class _Writer:
         self._cv = threading.Condition()
         self._done: list[tuple[str, Any]] = []
         self._pending = 0
+        self._lanes: dict[tuple[str, str], int] = {}  # jobs not done yet, per lane
         self._failed: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
 
     def submit(self, key: tuple[str, str], write: Callable[[], None] | None, events: list[tuple[str, Any]]) -> None:
         with self._cv:
             self._pending += 1
+            self._lanes[key] = self._lanes.get(key, 0) + 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="msc-checkpoints", daemon=True)
                 self._thread.start()
         self._jobs.put((key, write, events))
+
+    def wait_lane(self, key: tuple[str, str]) -> None:
+        """Wait until the lane's jobs handed in so far are done: a lane runs at most one session ahead
+        of its checkpoints on disk (so a failed write stops it at once, and nothing piles up)."""
+        with self._cv:
+            self._cv.wait_for(lambda: not self._lanes.get(key))
 
     def failed(self, key: tuple[str, str]) -> bool:
         with self._cv:
@@ -173,20 +181,23 @@ class _Writer:
     def _loop(self) -> None:
         while True:
             key, write, events = self._jobs.get()
-            if key in self._failed:
-                events = []
-            elif write is not None:
-                try:
+            try:
+                if self.failed(key):
+                    events = []
+                elif write is not None:
                     write()
-                except Exception as e:  # noqa: BLE001 - the session is reported failed, its lane stops
-                    logger.exception("checkpoint of lane %s/%s could not be written", *key)
+            except Exception as e:  # noqa: BLE001 - the session is reported failed, its lane stops
+                logger.exception("checkpoint of lane %s/%s could not be written", *key)
+                events = [(kind, {**row, "status": "error", "error": f"CheckpointError: {type(e).__name__}: {e}"})
+                          for kind, row in events]
+                with self._cv:
                     self._failed.add(key)
-                    events = [(kind, {**row, "status": "error", "error": f"CheckpointError: {type(e).__name__}: {e}"})
-                              for kind, row in events]
-            with self._cv:
-                self._done.extend(events)
-                self._pending -= 1
-                self._cv.notify_all()
+            finally:  # a job is always counted done, or every drain() would wait forever
+                with self._cv:
+                    self._done.extend(events)
+                    self._pending -= 1
+                    self._lanes[key] -= 1
+                    self._cv.notify_all()
 
     def take(self) -> list[tuple[str, Any]]:
         """The events of the jobs finished so far (each returned once)."""
@@ -231,6 +242,7 @@ class LanePool:
         self._serials = 0
         self._emit: Callable[[str, Any], None] = lambda kind, payload: self._events.put((kind, payload))
         self._writer = _Writer()
+        self._report_lock = threading.Lock()
 
     # ---- lane threads ------------------------------------------------------------------------------
     def _run_lane(self, lane: Lane, serial: int) -> None:
@@ -244,7 +256,7 @@ class LanePool:
             rows = list(lane.resume_from.rows)
         key = (lane.method, lane.user_id)
         for s in range(len(rows), self.sessions):
-            if self.stop.is_set():
+            if self.stop.is_set() or self._writer.failed(key):  # (a failed checkpoint write stops the lane)
                 return
             with self._lock:
                 self._running[serial] = (lane, s, time.monotonic())
@@ -256,6 +268,7 @@ class LanePool:
                 for b in backends_of(env, agent).values():
                     if hasattr(b, "flush"):
                         b.flush()
+            self._writer.wait_lane(key)  # the previous session's checkpoint is written (or failed) first
             with self._lock:  # a wedged lane given up by the watchdog must not write anything more
                 self._running.pop(serial, None)
                 if key in self._abandoned or self.stop.is_set() or self._writer.failed(key):
@@ -266,13 +279,16 @@ class LanePool:
                     write = writer.prepare(LaneCheckpoint(lane.method, lane.user_id, rows, agent.state_dict(),
                                                           env.snapshot()))
                 self._writer.submit(key, write, [("row", row)])
-            self._report(self._writer.take())
+            self._report(self._writer.take)
             if row["status"] != "ok":
                 return  # the lane stops at its first failed session (see module docstring)
 
-    def _report(self, events: list[tuple[str, Any]]) -> None:
-        for kind, payload in events:
-            self._emit(kind, payload)
+    def _report(self, events: Callable[[], list[tuple[str, Any]]]) -> None:
+        """Report the events ``events()`` returns; taken and reported under one lock, so one lane's rows
+        keep their order whichever lane thread reports them."""
+        with self._report_lock:
+            for kind, payload in events():
+                self._emit(kind, payload)
 
     def _thread(self, serial: int, next_lane: Callable[[], Lane | None]) -> None:
         try:
@@ -288,12 +304,12 @@ class LanePool:
                 except Exception as e:  # noqa: BLE001 - the lane could not be built or restored
                     logger.exception("lane %s/%s failed outside a session", lane.method, lane.user_id)
                     s = lane.resume_from.sessions_done if lane.resume_from else 0
-                    self._report(self._writer.drain())
+                    self._report(self._writer.drain)
                     self._emit("row", {"method": lane.method, "user_id": lane.user_id, "session": s,
                                               "status": "error", "error": f"{type(e).__name__}: {e}",
                                               "traceback": traceback.format_exc(limit=5), "seconds": 0.0})
         finally:
-            self._report(self._writer.drain())
+            self._report(self._writer.drain)
             self._emit("done", serial)
 
     def _start_thread(self, next_lane: Callable[[], Lane | None]) -> int:

@@ -152,6 +152,40 @@ def test_a_failed_session_is_recorded_its_lane_stops_and_resume_retries_it(tmp_p
     assert stable(file_rows(out)) == stable(ref)
 
 
+def test_a_failed_checkpoint_write_fails_its_session_and_stops_only_that_lane(tmp_path, monkeypatch):
+    from benchmarks import checkpoint
+
+    started: list[tuple[str, int]] = []
+    real_run_session, real_prepare = lanes.run_session, checkpoint.LaneWriter.prepare
+
+    def counting_run_session(env, agent, user_id, session, **kw):
+        started.append((user_id, session))
+        return real_run_session(env, agent, user_id, session, **kw)
+
+    def prepare(self, ck):
+        write = real_prepare(self, ck)
+        if ck.user_id == "complex-0001" and ck.sessions_done == 2:  # the disk fails on this lane's 2nd checkpoint
+
+            def broken() -> None:
+                raise OSError(28, "No space left on device")
+            return broken
+        return write
+
+    monkeypatch.setattr(lanes, "run_session", counting_run_session)
+    monkeypatch.setattr(checkpoint.LaneWriter, "prepare", prepare)
+    out = tmp_path / "r"
+    rows = run(cfg(out, methods=["vanilla"], sessions=5, lanes=2))
+    bad = [r for r in rows if r["status"] != "ok"]
+    assert [(r["user_id"], r["session"]) for r in bad] == [("complex-0001", 1)]
+    assert bad[0]["error"].startswith("CheckpointError: OSError")
+    assert sum(r["status"] == "ok" for r in rows) == 2 * 5 + 1  # the other lanes finished
+    # the lane ran at most one session past the failed write (the write happens while it runs on), never to the end
+    assert max(s for u, s in started if u == "complex-0001") <= 2
+    assert load_all(out)[("vanilla", "complex-0001")].sessions_done == 1  # its last good checkpoint
+    for user in ("complex-0000", "complex-0002"):  # each lane's rows reach the file in session order
+        assert [r["session"] for r in file_rows(out) if r["user_id"] == user] == list(range(5))
+
+
 def test_a_wedged_session_is_given_up_without_stalling_other_lanes(tmp_path, monkeypatch):
     monkeypatch.setattr(lanes, "WEDGE_GRACE_S", 0.5)
     monkeypatch.setenv("MSC_TEST_WEDGE_AT", "complex-0000/1")
