@@ -19,6 +19,7 @@ from personalization_env.spaces import ChatText
 from personalization_env.tasks import is_correct, load_tasks
 from personalization_env.types import Profile, Task
 from personalization_env.users import UserSession, UserTurn, make_user_simulator
+from personalization_env.users.base import takes_traits
 from personalization_env.worlds import World, get_world
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,13 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
     ``answer_judge`` (None, or a backend spec grading free-form tasks: ``meta["scoring"] == "judge"``),
     ``oracle_info`` (False: no ``info["oracle"]``), ``world`` (``"default"``, ``"msc-llama70b"``,
     ``"vars-llama8b"``: a preset of :mod:`personalization_env.worlds` that supplies the profiles,
-    datasets, turn limit, tasks per dataset and rule-user traits not given explicitly; the agent's
-    scripted model takes ``world.agent_config()``).
+    datasets, turn limit and tasks per dataset not given explicitly, and its user traits to a
+    simulator given by name that has traits (``"rule"``, ``"hybrid:<backend spec>"``; a simulator
+    object is used as given). The env does not build the agent: in a world, build the agent's
+    embedded model as ``ScriptedBackend(get_world(name).agent_config())``
+    (:class:`~personalization_env.llm.scripted.ScriptedBackend`), e.g.
+    ``make_agent("vanilla", model=ScriptedBackend(get_world("msc-llama70b").agent_config()))``;
+    ``msc run --world`` does so).
 
     **Version history.** v0: first release.
 
@@ -163,8 +169,9 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         datasets = datasets if datasets is not None else (self.world.datasets or "gen_math,gen_logic,gen_mc")
         max_turns = max_turns if max_turns is not None else (self.world.max_turns or 10)
         tasks_per_dataset = tasks_per_dataset if tasks_per_dataset is not None else (self.world.tasks_per_dataset or 100)
-        if isinstance(user_simulator, str) and user_simulator == "rule" and self.world.user_traits:
-            user_simulator = make_user_simulator("rule", traits=self.world.user_traits)
+        if isinstance(user_simulator, str) and self.world.user_traits and takes_traits(user_simulator):
+            # the world's user traits reach every simulator that has them (rule, hybrid), as in `msc run`
+            user_simulator = make_user_simulator(user_simulator, traits=dict(self.world.user_traits))
         if not isinstance(max_turns, int) or max_turns < 2:
             raise ValueError(f"max_turns must be an int >= 2, got {max_turns!r}")
         if not isinstance(max_reply_chars, int) or max_reply_chars < 1:

@@ -75,18 +75,31 @@ SIMULATORS: dict[str, str] = {
 }
 
 
+def _simulator_class(spec: str) -> type:
+    family = str(spec).partition(":")[0]
+    if family not in SIMULATORS:
+        raise ValueError(f"unknown user simulator {spec!r}{did_you_mean(family, SIMULATORS)} "
+                         f"known: {sorted(SIMULATORS)}")
+    mod, _, attr = SIMULATORS[family].partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def takes_traits(spec: str) -> bool:
+    """Whether the simulator ``spec`` names (``"rule"``, ``"hybrid:<backend>"``, ...) has rule-user
+    ``traits`` (the rule and hybrid simulators do; the LLM and human ones do not)."""
+    import inspect
+
+    return "traits" in inspect.signature(_simulator_class(spec)).parameters
+
+
 def make_user_simulator(spec: str | UserSimulator, **kwargs: Any) -> UserSimulator:
     """Build a simulator from ``"rule"``, ``"llm:<backend spec>"`` or ``"hybrid:<backend spec>"``
     (e.g. ``"llm:openai:meta-llama/Llama-3.3-70B-Instruct@http://node:8000/v1"``); ``kwargs`` go to its
     constructor."""
     if isinstance(spec, UserSimulator):
         return spec
-    family, _, rest = str(spec).partition(":")
-    if family not in SIMULATORS:
-        extra = did_you_mean(family, SIMULATORS)
-        raise ValueError(f"unknown user simulator {spec!r}{extra} known: {sorted(SIMULATORS)}")
-    mod, _, attr = SIMULATORS[family].partition(":")
-    cls = getattr(importlib.import_module(mod), attr)
+    cls = _simulator_class(spec)
+    rest = str(spec).partition(":")[2]
     if rest:
         kwargs.setdefault("model", rest)
     return cls(**kwargs)

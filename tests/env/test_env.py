@@ -293,3 +293,25 @@ def test_lifetime_wrapper_makes_a_user_s_sessions_one_episode():
     assert turns == steps
     with pytest.raises(ValueError, match="sessions must be a positive int"):
         LifetimeEpisode(MultiSessionCollabEnv(n_users=1), sessions=0)
+
+
+@pytest.mark.parametrize("spec,traits_of", [
+    ("rule", lambda sim: sim.traits),
+    ("hybrid:scripted", lambda sim: sim.rule.traits),
+])
+def test_world_user_traits_reach_every_simulator_that_has_traits(spec, traits_of):
+    from personalization_env.worlds import World
+
+    world = World(name="t", description="test world", user_traits={"verify_prob": 0.0, "notice_prob": 0.5})
+    env = MultiSessionCollabEnv(world=world, user_simulator=spec, datasets="gen_math", n_users=1)
+    traits = traits_of(env.simulator)
+    assert traits["verify_prob"] == 0.0 and traits["notice_prob"] == 0.5
+
+
+def test_world_user_traits_skip_a_simulator_without_traits():
+    from personalization_env.users.llm import LLMUserSimulator
+    from personalization_env.worlds import World
+
+    world = World(name="t", description="test world", user_traits={"verify_prob": 0.0})
+    env = MultiSessionCollabEnv(world=world, user_simulator="llm:scripted", datasets="gen_math", n_users=1)
+    assert isinstance(env.simulator, LLMUserSimulator)
