@@ -2,7 +2,8 @@
 
 ``metadata.json`` records the package version and git revision, the environment id, every role's
 backend and model (and what the server said of it), the configuration that decides results, and
-hashes of the profile set and of the task set. Continuing a run compares the two identities and
+hashes of the profile set and of the task set, and every value the world preset sets (so a preset
+whose fitted values changed is not mixed with runs made before). Continuing a run compares the two identities and
 refuses, in one line naming the first difference, when they differ. Server addresses are not part
 of the identity (a run moved to other nodes continues), nor are the knobs that do not change
 results (workers, lanes, timeouts, output folder, progress) or the number of sessions (continuing
@@ -22,6 +23,7 @@ from personalization_env import __version__
 from personalization_env.env import ENV_ID
 from personalization_env.profiles.io import profile_to_dict
 from personalization_env.types import Profile, Task
+from personalization_env.worlds import get_world
 
 #: RunConfig fields that decide a run's results (and so must match to continue it).
 RESULT_FIELDS: tuple[str, ...] = ("world", "methods", "profiles", "n_users", "user_ids", "datasets", "max_turns",
@@ -83,7 +85,8 @@ def run_identity(config: Mapping[str, Any], profiles: Sequence[Profile], tasks: 
     return {"package_version": __version__, "git": git_revision(), "env": ENV_ID,
             "config": strip_urls({k: config.get(k) for k in RESULT_FIELDS}),
             "roles": {r: dict(v) for r, v in roles.items()},
-            "profiles_sha256": profiles_hash(profiles), "tasks_sha256": tasks_hash(tasks)}
+            "profiles_sha256": profiles_hash(profiles), "tasks_sha256": tasks_hash(tasks),
+            "world_values": get_world(config.get("world") or "default").values()}
 
 
 def difference(old: Mapping[str, Any], new: Mapping[str, Any], *, allow_code_change: bool = False) -> str | None:
@@ -105,6 +108,15 @@ def difference(old: Mapping[str, Any], new: Mapping[str, Any], *, allow_code_cha
         a_, b_ = oc.get(k, _ADDED_LATER.get(k)), nc.get(k, _ADDED_LATER.get(k))
         if a_ != b_:
             return said(k, a_, b_)
+    world = nc.get("world", _ADDED_LATER["world"])
+    # a run recorded before the preset's values were kept: the default world's never changed
+    before = get_world("default").values() if oc.get("world", _ADDED_LATER["world"]) == "default" else None
+    ov, nv = old.get("world_values", before), new.get("world_values")
+    if nv is not None and ov != nv:
+        if ov is None:
+            return f"it was recorded without the values of world {world!r}, so they cannot be compared"
+        k = next(k for k in sorted(set(ov) | set(nv)) if ov.get(k) != nv.get(k))
+        return f"world {world!r} set {k}={json.dumps(ov.get(k))} then, it sets {k}={json.dumps(nv.get(k))} now"
     for what in ("profiles_sha256", "tasks_sha256"):
         if old.get(what) != new.get(what):
             return f"its {what.split('_')[0]} differ from this run's (the files changed)"

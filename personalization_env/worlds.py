@@ -7,11 +7,16 @@ parameters (:class:`~personalization_env.llm.scripted.ScriptedConfig`). ``msc ru
 
 - ``default``: the package defaults, unchanged (every override empty).
 - ``msc-llama70b``: the MultiSessionCollab setting (real profiles and the five 20-problem datasets,
-  10 user turns, Llama-3.3-70B agent and user). Fitted by ``python -m benchmarks.calibrate --world
+  10 user turns, Llama-3.3-70B agent; MultiSessionCollab's user was Llama-3.3-70B too, here it is
+  the rule user with fitted traits). Fitted by ``python -m benchmarks.calibrate --world
   msc-llama70b`` to the published no-memory row only; the reflection row is predicted, not fitted.
 - ``vars-llama8b``: the VARS setting (43-preference profiles; math-hard, math-500 and a code set;
-  Llama-3.1-8B agent). Fitted by ``python -m benchmarks.calibrate --world vars-llama8b`` to the
+  Llama-3.1-8B agent; the rule user with fitted traits stands in for VARS's 70B user). Fitted by ``python -m benchmarks.calibrate --world vars-llama8b`` to the
   published vanilla row only; the other five rows are predicted.
+
+A World is read-only: its mappings (``user_traits``, ``agent`` with its nested ``skill``, ``sources``)
+are read-only views, and :meth:`World.agent_config` and :meth:`World.with_params` hand out copies, so
+no caller can change a preset for everyone.
 
 Each preset lists, per parameter it sets, where the value comes from (``sources``): a published
 figure, an assumption, or "fitted by benchmarks.calibrate". Paths in ``profiles`` may name
@@ -20,8 +25,11 @@ figure, an assumption, or "fitted by benchmarks.calibrate". Paths in ``profiles`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from personalization_env.naming import did_you_mean
@@ -56,6 +64,22 @@ class World:
     sources: Mapping[str, str] = field(default_factory=dict)
     fitted: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        for name in ("user_traits", "agent", "sources"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "fitted", tuple(self.fitted))
+
+    def values(self) -> dict[str, Any]:
+        """Every value the preset sets (plain copies), as recorded with a run."""
+        return {"profiles": self.profiles, "datasets": self.datasets, "max_turns": self.max_turns,
+                "tasks_per_dataset": self.tasks_per_dataset, "user_traits": _thawed(self.user_traits),
+                "agent": _thawed(self.agent)}
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`values`: changes whenever a value the preset sets changes."""
+        blob = json.dumps(self.values(), sort_keys=True, default=repr).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
     def profiles_spec(self, data_dir: str | os.PathLike[str] | None = None) -> str | None:
         """``profiles`` with ``{msc_data}`` filled in (``data_dir``, else ``$MSC_DATA_DIR``)."""
         if self.profiles is None or "{msc_data}" not in self.profiles:
@@ -70,15 +94,29 @@ class World:
         """The scripted agent model's :class:`ScriptedConfig` in this world (``overrides`` win)."""
         from personalization_env.llm.scripted import ScriptedConfig
 
-        return ScriptedConfig(**{**self.agent, **overrides})
+        return ScriptedConfig(**{**_thawed(self.agent), **overrides})
 
     def with_params(self, agent: Mapping[str, Any] | None = None,
                     user_traits: Mapping[str, Any] | None = None) -> "World":
         """A copy with some agent-model or user-trait values replaced (used by the calibration search)."""
         from dataclasses import replace
 
-        return replace(self, agent={**self.agent, **(agent or {})},
-                       user_traits={**self.user_traits, **(user_traits or {})})
+        return replace(self, agent={**_thawed(self.agent), **(agent or {})},
+                       user_traits={**_thawed(self.user_traits), **(user_traits or {})})
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every mapping in it turned into a read-only view of a copy."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """``value`` with every mapping in it turned into a fresh dict (what a World hands out)."""
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    return value
 
 
 #: Llama-3.3-70B-Instruct answer accuracy per MSC dataset (the scripted model's DEFAULT_SKILL: MATH

@@ -125,3 +125,42 @@ def test_calibrate_check_prints_published_beside_simulated_and_says_what_missed(
     out = capsys.readouterr().out
     assert "41.78" in out and "46.38" in out  # the published rows
     assert "fit (" in out and "prediction reflection:" in out and "never searched" in out
+
+
+@pytest.mark.parametrize("name", list(WORLDS))
+def test_a_preset_cannot_be_changed_through_what_it_hands_out(name):
+    w = get_world(name)
+    before = w.values()
+    for mapping in (w.agent, w.user_traits, w.sources):
+        with pytest.raises(TypeError):
+            mapping["p_max"] = 0.1  # read-only
+    if "skill" in w.agent:
+        with pytest.raises(TypeError):
+            w.agent["skill"]["math_500"] = 0.0
+    cfg = w.agent_config()
+    if isinstance(cfg.skill, dict):
+        cfg.skill["math_500"] = 0.0  # the config's own copy
+    changed = w.with_params({"p_max": 0.5}, {"notice_prob": 0.2})  # a copy, not the preset
+    assert changed.agent["p_max"] == 0.5 and changed.user_traits["notice_prob"] == 0.2
+    assert get_world(name).values() == before and w.agent_config() == ScriptedConfig(**before["agent"])
+
+
+def test_the_run_identity_records_the_worlds_values_and_refuses_changed_ones(monkeypatch):
+    import dataclasses
+
+    from benchmarks.identity import run_identity
+    from personalization_env import worlds
+
+    cfg = dataclasses.asdict(RunConfig(world="vars-llama8b"))
+    old = run_identity(cfg, [], [], {})
+    assert old["world_values"] == get_world("vars-llama8b").values()
+    assert difference(old, run_identity(cfg, [], [], {})) is None
+    refit = get_world("vars-llama8b").with_params(user_traits={"notice_prob": 0.9})
+    monkeypatch.setitem(worlds.WORLDS, "vars-llama8b", refit)  # the preset's fitted value changed
+    diff = difference(old, run_identity(cfg, [], [], {}))
+    assert diff is not None and "notice_prob" in diff and "vars-llama8b" in diff
+    unrecorded = {k: v for k, v in old.items() if k != "world_values"}  # a run from before the field
+    assert "without the values" in difference(unrecorded, run_identity(cfg, [], [], {}))
+    default = dataclasses.asdict(RunConfig())
+    older_default = {k: v for k, v in run_identity(default, [], [], {}).items() if k != "world_values"}
+    assert difference(older_default, run_identity(default, [], [], {})) is None
