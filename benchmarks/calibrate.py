@@ -194,6 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.getLogger("benchmarks.lanes").setLevel(logging.ERROR)  # a failed session raises below instead
     name, world, stage = args.world, get_world(args.world), STAGES[args.world]
+    try:  # the preset's profiles and datasets are readable (else one line naming the fix, not a traceback)
+        from personalization_env.env import MultiSessionCollabEnv
+
+        MultiSessionCollabEnv(world=world, data_dir=args.data_dir, n_users=1)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     published = PUBLISHED[name]
     metrics = list(published["vanilla"])
     t0 = time.perf_counter()

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "benchmarks.cli", *args], capture_output=True, text=True, cwd=cwd)
@@ -132,3 +134,16 @@ def test_msc_run_world_flag_unknown_name_and_resume_with_another_world(tmp_path)
     p = run_cli("run", "--methods", "vanilla", "--datasets", "gen_code", "--profiles", "complex", "--users", "2",
                 "--sessions", "1", "--out", str(out), "--resume", "--no-progress", cwd=tmp_path)
     assert p.returncode != 0 and "world" in p.stderr
+
+
+@pytest.mark.parametrize("world,data_dir", [("msc-llama70b", None), ("vars-llama8b", "empty")])
+def test_calibrate_without_the_worlds_data_is_one_line_and_exit_2(tmp_path, world, data_dir):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MSC_DATA_DIR"}
+    args = ["--world", world, "--check"] + (["--data-dir", str(tmp_path)] if data_dir else [])
+    p = subprocess.run([sys.executable, "-m", "benchmarks.calibrate", *args], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2], env=env)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: ") and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "MSC_DATA_DIR" in p.stderr  # names the fix
