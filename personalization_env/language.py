@@ -326,10 +326,12 @@ SITUATION_WORDS: dict[str, tuple[str, ...]] = {
 }
 #: words that open a condition clause ("for math problems, ...", "when you explain, ...")
 CONDITION_OPENERS: tuple[str, ...] = ("for", "when", "whenever", "on", "in", "after", "if", "during", "once")
+#: a clause that opens with a condition word ("for ...", "after I point out ...")
+CONDITION_HEAD = re.compile(r"^\s*(?:" + "|".join(CONDITION_OPENERS) + r")\b", re.IGNORECASE)
 _CONDITION_WORDS = sorted({w for ws in (*TASK_KIND_WORDS.values(), *SITUATION_WORDS.values()) for w in ws}, key=len,
                           reverse=True)
 #: a condition anywhere in a clause: a condition word shortly before a word naming a kind of task or a situation
-CONDITION_ANYWHERE = re.compile(r"\b(?:" + "|".join(CONDITION_OPENERS) + r")\s+(?:[\w'-]+\s+){0,3}?(?:"
+CONDITION_ANYWHERE = re.compile(r"\b(?:" + "|".join(CONDITION_OPENERS) + r")\s+(?:[\w'-]+\s+){0,4}?(?:"
                                 + "|".join(map(re.escape, _CONDITION_WORDS)) + r")\b", re.IGNORECASE)
 #: a condition closing a sentence: "... for math problems and logic puzzles." (the shortest such ending)
 CONDITION_TAIL = re.compile(r"^(.+),?\s+((?:" + "|".join(CONDITION_OPENERS) + r")\s+(?:[\w'-]+\s+){0,4}?(?:"

@@ -107,12 +107,113 @@ def detector_lexicons() -> dict[str, list[str]]:
     return out
 
 
+_BREAK = "\x00"  # stands for any piece of a pattern that is not literal text
+
+
+def _expand(items, cap: int = 4000) -> set[str]:
+    """The strings a parsed regex sequence spells out: its literal text, a space for whitespace, and
+    :data:`_BREAK` for anything else (a word class, an open repeat); alternatives and optional groups are
+    expanded (a sequence with more than ``cap`` expansions keeps a break in their place)."""
+    out = {""}
+    for op, av in items:
+        opts = _expand_node(op, av, cap)
+        if len(out) * len(opts) > cap:
+            opts = {_BREAK}
+        out = {a + b for a in out for b in opts}
+    return out
+
+
+def _expand_node(op, av, cap: int) -> set[str]:
+    from re import _constants as C  # noqa: N812  (the regex parser's node kinds)
+
+    if op is C.LITERAL:
+        return {chr(av)}
+    if op is C.IN:
+        if all(o is C.LITERAL for o, _ in av):
+            return {chr(v) for _, v in av}
+        return {" "} if any(o is C.CATEGORY and v is C.CATEGORY_SPACE for o, v in av) else {_BREAK}
+    if op is C.SUBPATTERN:
+        return _expand(av[-1], cap)
+    if op is C.BRANCH:
+        return set().union(*(_expand(b, cap) for b in av[1]))
+    if op in (C.MAX_REPEAT, C.MIN_REPEAT):
+        lo, hi, inner = av
+        body = _expand(inner, cap)
+        if body == {" "}:
+            return {" "} if lo else {"", " "}
+        return {""} | body if (lo, hi) == (0, 1) else {_BREAK}
+    if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+        return {""}
+    return {_BREAK}
+
+
+def literal_runs(pattern: str) -> set[str]:
+    """The runs of literal words a regex source spells out, every alternative expanded ("(?:could|can)
+    you(?:\\s+please)?" -> "could you please", "can you", ...); a word cut by a non-literal piece
+    ("\\w+ing") is left out."""
+    from re import _parser
+
+    runs = set()
+    for text in _expand(_parser.parse(pattern).data if hasattr(_parser.parse(pattern), "data") else
+                        _parser.parse(pattern)):
+        pieces = text.split(_BREAK)
+        for i, piece in enumerate(pieces):
+            words = piece.split(" ")
+            if i and not piece.startswith(" "):
+                words = words[1:]
+            if i < len(pieces) - 1 and not piece.endswith(" "):
+                words = words[:-1]
+            runs.add(" ".join(w for w in words if w))
+    return {r for r in runs if r}
+
+
+def detector_patterns() -> dict[str, re.Pattern[str]]:
+    """Every module-level regex of the three detectors and of the shared language facts, by name."""
+    from agents.memory import extractors as X
+    from personalization_env.feedback import classifiers as C
+    from personalization_env.llm import recognize as R
+
+    return {f"{mod.__name__.rsplit('.', 1)[-1]}.{name}": v for mod in (L, C, X, R) for name, v in vars(mod).items()
+            if isinstance(v, re.Pattern)}
+
+
+def test_literal_runs_expand_alternatives_and_drop_cut_words():
+    runs = literal_runs(r"^(?:could|can)\s+you(?:\s+please)?\b|\w+ing the end|i\s+(?:would\s+)?like")
+    assert {"could you please", "can you", "i would like", "i like", "the end"} <= runs
+    assert not any("ing" in r.split() for r in runs)
+
+
+#: three-word frames of everyday English that the simulator's wording shares with everyone's (a frame,
+#: not a phrasing: each goes on with the user's own words)
+GENERIC_FRAMES = frozenset({"i want to", "i need to", "give me a", "give me an", "what is the", "i don't think"})
+
+
+def test_no_detector_regex_copies_simulator_wording():
+    """The regexes' literal wording, every alternative of three or more words, is checked like the
+    lexicons, but for :data:`GENERIC_FRAMES` (DISCOURSE_OPENER's "as an? ..., ", which reads the rule
+    user's persona opener "As a teacher,", is a general shape with no fixed third word)."""
+    texts = simulator_texts()
+    patterns = detector_patterns()
+    assert len(patterns) > 20
+    bad = {name: fragments_of_templates(sorted(r for r in literal_runs(p.pattern)
+                                               if len(r.split()) >= 3 and r.lower() not in GENERIC_FRAMES), texts)
+           for name, p in patterns.items()}
+    bad = {k: v for k, v in bad.items() if v}
+    assert not bad, bad
+
+
+def test_the_regex_check_catches_a_copied_alternative():
+    texts = simulator_texts()
+    copied = re.compile(r"^(?:hmm|after\s+i\s+point\s+out\s+a\s+mistake)\b")
+    assert fragments_of_templates(sorted(literal_runs(copied.pattern)), texts) == ["after i point out a mistake"]
+
+
 def test_simulator_texts_are_collected_from_every_source():
     texts = simulator_texts()
     joined = "\n".join(texts)
     # one known piece of each source (if a source moves, the collector must follow it)
     for piece in ("{problem}", "after I point out a mistake", "for multiple-choice questions", "It really matters",
-                  "Let me walk you through", "Does this step make sense"):
+                  "Let me walk you through", "Does this make sense so far"):
         assert piece in joined, piece
     assert len(texts) > 500
 

@@ -20,8 +20,8 @@ import re
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from personalization_env.language import (CONDITION_ANYWHERE, CONDITION_CLAUSE, CONDITION_OPENERS, IMPERATIVE_RE,
-                                          REQUEST_FRAME, PhraseSet, has_negation, split_sentences, standard_spelling,
+from personalization_env.language import (CONDITION_ANYWHERE, CONDITION_CLAUSE, CONDITION_HEAD, IMPERATIVE_RE,
+                                          NEGATION_WORDS, REQUEST_FRAME, PhraseSet, has_negation, split_sentences, standard_spelling,
                                           strip_openers)
 from personalization_env.naming import did_you_mean
 
@@ -247,6 +247,11 @@ _REQUESTS = PhraseSet((
  "works best for me", "helps me", "would help", "would be great", "would be better", "would make", "it'd be",
  "just the", "only the", "make sure", "be sure to", "you should", "you need to", "you must", "you have to",
 ), _SLOTS)
+# ... a wish framed as wanting something, not wanting to do something ("I want thorough explanations", but
+# not "I need to leave") ...
+_WANTS = re.compile(r"\bi\s+(?:really\s+)?(?:want|need|prefer)\b(?!\s+to\b)", re.IGNORECASE)
+# asking to be consulted is no request to re-check the answer ("check with me before moving on", "check in")
+_CONSULT = re.compile(r"\bcheck\s+(?:in|(?:back\s+)?with)\b", re.IGNORECASE)
 # ... and evaluations of the reply's form ("too long", "all the fluff", "three sentences tops").
 _EVALUATIONS = PhraseSet((
  "too", "way too", "so much", "so many", "a lot", "lots of", "all the", "all these", "all this", "less", "more",
@@ -337,7 +342,7 @@ _AHA = re.compile(r"^(?:o+h{2,}|a+h{2,}|a+ha+)\b", re.IGNORECASE)
 _CLAUSE_WORDS = r"(?:why|how|what|where|when|whether|if|which|who|because|but|and|so|or)\b"
 # a negation and the words it governs: up to five words, stopped by a word that opens another clause
 # (the clause word itself is kept: "don't get where" is not understanding)
-_NEGATION_SCOPE = re.compile(r"(?:(?<![\w'])(?:not|no|never|nothing|cannot)(?![\w'])|n't)((?:\s+(?!" + _CLAUSE_WORDS
+_NEGATION_SCOPE = re.compile(r"(?:(?<![\w'])(?:" + "|".join(NEGATION_WORDS) + r")(?![\w'])(?<!never(?=\s+mind))|n't)((?:\s+(?!" + _CLAUSE_WORDS
                              + r")[\w'/.+-]+){0,5}(?:\s+" + _CLAUSE_WORDS + ")?)", re.IGNORECASE)
 # a negated statement that sets itself against the reply ("aspirin isn't an antibiotic though", "but
 # that's not what ...")
@@ -413,11 +418,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?:but|and|
 # and continuation
 _FEEDBACK_CUT = re.compile(r"(?<=[.!?;])\s+|\s+[-–—]+\s+|\n+|,\s+(?=(?:but|and|so)\s)", re.IGNORECASE)
 _COLON = re.compile(r":\s+")
-_CONDITION_HEAD = re.compile(r"^(?:" + "|".join(CONDITION_OPENERS) + r")\b", re.IGNORECASE)
 # a statement set against what came before ("..., but the dosage seems high", "except ...")
 _CONTRAST_OPENER = re.compile(r"^(?:but|however|except|although|though)\b(?!\s+(?:thanks|thank|anyway|still|i\s+"
                               r"(?:get|see|think\s+i)))", re.IGNORECASE)
-# saying outright that one is lost (beats a request for another explanation in the same message)
+# saying outright that one is lost (outranks a plain request, a topic shift and weaker kinds: see _ORDER)
 _LOST = PhraseSet(("confused", "confusing", "lost", "puzzled", "baffled", "no idea", "no clue", "over my head",
                    "makes no sense", "doesn't make sense", "does not make sense", "huh"), _SLOTS)
 
@@ -466,7 +470,7 @@ def _feedback_clauses(message: str) -> list[str]:
             for part in _FEEDBACK_CUT.split(sentence):
                 pieces = _COLON.split(part)
                 for i, piece in enumerate(pieces):
-                    if i and _CONDITION_HEAD.match(pieces[i - 1]):
+                    if i and CONDITION_HEAD.match(strip_openers(pieces[i - 1])):
                         out[-1] = out[-1] + ": " + piece.strip()
                     elif piece.strip():
                         out.append(piece.strip())
@@ -513,7 +517,7 @@ def clause_kind(clause: str) -> str:
 def _clause_kind(clause: str) -> str:
     """:func:`clause_kind`, with two finer kinds that decide between clauses of one message: ``lost``
     (saying outright that one does not follow) beats ``restate_request`` (a plain request about the
-    form, with no reminder or condition)."""
+    form, with no reminder or condition) and every weaker kind of :data:`_ORDER`."""
     core = strip_openers(clause).strip()
     if not core:
         return "ack" if _ACKNOWLEDGE.search(clause) else "neutral"
@@ -525,7 +529,8 @@ def _clause_kind(clause: str) -> str:
     question = core.rstrip().endswith("?") or _QUESTION_START.match(core) is not None
     imperative = _starts_imperative(core)
     prohibition = _PROHIBITION.match(core) is not None
-    request = imperative or prohibition or _REQUESTS.search(core) is not None
+    request = (imperative or prohibition or _REQUESTS.search(core) is not None
+               or _WANTS.search(core) is not None)
     framed = request or _EVALUATIONS.search(core) is not None
     style = _STYLE.search(core) is not None
     marked = _RESTATE_MARKERS.search(core) is not None
@@ -548,17 +553,21 @@ def _clause_kind(clause: str) -> str:
     # "could you use ...?": a request asked as a question, with a verb that shapes a reply
     frame = REQUEST_FRAME.match(core) if question else None
     asks = frame is not None and IMPERATIVE_RE.match(core[frame.end():]) is not None
-    if (((conditional or marked) and request and not question and not _CONFUSION.search(core))
+    # under a condition or a reminder, any request frame states a wish ("after I point out a mistake: I
+    # want to know what went wrong")
+    wish = request or REQUEST_FRAME.match(core) is not None
+    if (((conditional or marked) and wish and not question and not _CONFUSION.search(core))
             or _RESTATED.search(clause)
             or ((conditional or marked) and asks and not _CONFUSION.search(core))):
         return "neg_constraint_restate"
     if _SELF_CORRECTION.search(core):
         return "neutral"
-    # a request to check or fix is a correction; other requests, and wishes under a condition ("for
+    # a request to check or fix is a correction, but under a condition it is a standing wish ("fix the
+    # error after I point out a mistake"); other requests, and wishes under a condition ("for
     # multiple-choice questions, say why the wrong answers are wrong"), do not say the answer is wrong
     if request or conditional:
-        if _CHECK_REQUEST.search(core):
-            return "neg_correction"
+        if _CHECK_REQUEST.search(_CONSULT.sub(" ", core)):
+            return "neg_constraint_restate" if conditional else "neg_correction"
     elif _says_wrong(clause, core, negated):
         return "neg_correction"
     if _TOPIC.search(clause) or _NEW_SUBJECT.search(clause) or _NAMES_QUESTION.match(core):
@@ -611,8 +620,10 @@ class KeywordClassifier(FeedbackClassifier):
     """Labels a message from general patterns of how people write feedback (see :data:`LEXICON`).
 
     The message is split into clauses; each clause gets a kind, and the message takes the strongest
-    (correction > restatement > topic shift > a request without a style word > confusion > a follow-up
-    question > progress > a question that refers to nothing said before > praise). A clause that wraps
+    (:data:`_ORDER`: correction > a wish about the form with a reminder or a condition > saying outright
+    that one is lost > a plain request about the form > topic shift > a request without a style word >
+    other confusion > a follow-up question > progress > a question that refers to nothing said before >
+    praise). A clause that wraps
     a wish about the reply's form (a request, a preference, a prohibition, a condition or a reminder
     together with a style word) is a restatement; cues of a wrong answer inside such a request do not
     count ("tell me why the other options are wrong"). A follow-up question ("and if n is odd?") is
@@ -623,7 +634,9 @@ class KeywordClassifier(FeedbackClassifier):
     :func:`~personalization_env.language.standard_spelling`). A correctness word counts as a verdict
     only inside the scope of a negation ("that doesn't look right", but not "I'm not sure why it
     works"); a negated statement set against the reply ("..., but it isn't ...", "... though") is a
-    correction; saying outright that one is lost beats a plain request for another explanation.
+    correction; saying outright that one is lost ("I'm lost", "I don't get it") beats a plain request
+    about the form, a topic shift and a request without a style word in the same message ("can you give
+    an example? I'm lost"), and loses to a correction and to a reminder or a condition.
     """
 
     name = "keyword"

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from personalization_env.language import (STOP_WORDS, SITUATION_WORDS, TASK_KIND_WORDS, content_words,  # noqa: F401
-                                          statements)
+from personalization_env.language import (CONDITION_OPENERS, STOP_WORDS, SITUATION_WORDS, TASK_KIND_WORDS,  # noqa: F401
+                                          content_words, statements)
 from personalization_env.types import Condition, PreferenceType
 
 #: the recogniser's own vocabulary (a test checks none copies the simulator's wording). What it matches
@@ -38,7 +38,10 @@ def read_condition(statement: str) -> Condition:
     return Condition()
 
 
-_CONDITION_HEAD = re.compile(r"\s*(for|when|on|after|in)\b")
+# the shared condition openers (language.CONDITION_OPENERS) but "if": a leading "if" clause is read as no
+# condition, as the scripted model always has ("If I say something's wrong, admit it" applies always);
+# reading it would change which wishes the scripted model applies, and so every world's results
+_CONDITION_HEAD = re.compile(r"\s*(?:" + "|".join(w for w in CONDITION_OPENERS if w != "if") + r")\b")
 
 
 @dataclass(frozen=True)

@@ -155,3 +155,49 @@ def test_negation_scope_stops_at_a_clause_word():
 
     assert "works" not in negation_scopes("I'm not sure why it works")
     assert "right" in negation_scopes("that doesn't look right")
+
+
+@pytest.mark.parametrize("persona", [None, "A high-school teacher.", "A graduate student in biology.",
+                                     "A backend developer.", "A research engineer."])
+def test_no_simulator_restatement_reads_as_a_correction(persona):
+    """Sanity of the world, not a measure of the detector: the scripted agent model calls is_correction
+    on every user message, so a restatement of a wish (with its openers, persona opener and condition)
+    must never read as "your answer is wrong"."""
+    import numpy as np
+
+    from personalization_env.feedback.classifiers import is_correction
+    from personalization_env.preferences import load_catalogue, phrase
+    from personalization_env.types import Preference
+
+    rng = np.random.default_rng(0)
+    flagged = [text for t in load_catalogue().values() for _ in range(3)
+               if is_correction(text := phrase(Preference(t, t.condition), rng, persona=persona))]
+    assert not flagged, flagged
+
+
+@pytest.mark.parametrize("msg", [
+    # a persona opener before a condition closed by a colon: the condition still frames the wish
+    "As a teacher, after I point out a mistake: i want to know what went wrong",
+    "Also, for math problems: please check your answer by plugging it back in.",
+    # a wish framed as wanting something: "X, not Y" contrasts two forms, it corrects nothing
+    "I want thorough explanations, not summaries.",
+    # a standing wish about what to do when the user says something
+    "Please don't apologise; fix the error after I point out a mistake.",
+    # asking to be consulted is not asking to re-check the answer
+    "On long problems, do one part, then check with me before moving on.",
+])
+def test_wishes_that_name_mistakes_are_no_corrections(msg):
+    from personalization_env.feedback.classifiers import is_correction
+
+    assert not is_correction(msg)
+    if "check with me" not in msg:  # (read as a topic shift: "moving on")
+        assert KeywordClassifier().classify(msg) == "neg_constraint_restate"
+
+
+def test_negation_scope_covers_every_negation_word():
+    from personalization_env.feedback.classifiers import negation_scopes
+    from personalization_env.language import NEGATION_WORDS
+
+    for word in NEGATION_WORDS:
+        assert "right" in negation_scopes(f"{word} right answer"), word
+    assert negation_scopes("never mind") == ""
