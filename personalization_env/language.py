@@ -362,12 +362,13 @@ CONDITION_CLAUSE = re.compile(r"^(?:" + "|".join(CONDITION_OPENERS) + r")\b(?:[^
                               r"(?:\s+[\w'-]+){1,6}?\s+(?=" + IMPERATIVE_RE.pattern[1:] + r"))", re.IGNORECASE)
 
 #: words and lead-ins that open a sentence without carrying its meaning ("Hmm,", "Also,", "As a teacher,",
-#: a short label before a colon such as "Quick question:")
+#: a short label before a colon such as "Quick question:", but not a request: "please write 'Summary:'")
 DISCOURSE_OPENER = re.compile(r"^(?:(?:hmm+|hm+|um+|uh+|ah+|oh|wait|well|so(?!\s+far\b)|ok|okay|alright|and|also|but|"
                               r"plus|again|"
                               r"honestly|look|listen|ugh|sorry|btw|fyi|ps|just|you know|i mean|hold on|hang on|"
                               r"wait a (?:sec|second|minute)|as an? [\w -]{2,30}?,|"
-                              r"(?!(?:" + "|".join(CONDITION_OPENERS) + r")\b)(?:[\w'-]+ ){0,2}[\w'-]+:)(?![\w'])"
+                              r"(?!(?:" + "|".join(CONDITION_OPENERS) + r"|please|pls|" + "|".join(IMPERATIVE_VERBS)
+                              + r")\b)(?:[\w'-]+ ){0,2}[\w'-]+:)(?![\w'])"
                               r"[\s,.:;!-]*)+", re.IGNORECASE)
 
 

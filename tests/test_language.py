@@ -254,3 +254,10 @@ def test_sentence_splitting_keeps_abbreviations_and_decimals():
 
 def test_content_words_are_stemmed_without_stop_words():
     assert L.content_words("Please use numbered lists") == ("use", "number", "list")
+
+
+def test_openers_strip_a_label_but_not_a_request_that_quotes_one():
+    assert L.strip_openers("Quick note: use bullets") == "use bullets"
+    assert L.strip_openers("As a nurse, keep it short") == "keep it short"
+    assert L.strip_openers("Please write 'Summary: ...' first") == "Please write 'Summary: ...' first"
+    assert L.strip_openers("add 'Note: untested' to code") == "add 'Note: untested' to code"

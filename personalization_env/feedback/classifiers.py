@@ -250,6 +250,9 @@ _REQUESTS = PhraseSet((
 # ... a wish framed as wanting something, not wanting to do something ("I want thorough explanations", but
 # not "I need to leave") ...
 _WANTS = re.compile(r"\bi\s+(?:really\s+)?(?:want|need|prefer)\b(?!\s+to\b)", re.IGNORECASE)
+# a standing adverb between a request frame and its verb ("could you always finish with ..."; "can you also
+# show me ...?" stays a follow-up question)
+_ADVERB = re.compile(r"^(?:always|from\s+now\s+on)\s+", re.IGNORECASE)
 # asking to be consulted is no request to re-check the answer ("check with me before moving on", "check in")
 _CONSULT = re.compile(r"\bcheck\s+(?:in|(?:back\s+)?with)\b", re.IGNORECASE)
 # ... and evaluations of the reply's form ("too long", "all the fluff", "three sentences tops").
@@ -552,13 +555,16 @@ def _clause_kind(clause: str) -> str:
         return "restate_request" if request and not (marked or conditional) else "neg_constraint_restate"
     # "could you use ...?": a request asked as a question, with a verb that shapes a reply
     frame = REQUEST_FRAME.match(core) if question else None
-    asks = frame is not None and IMPERATIVE_RE.match(core[frame.end():]) is not None
+    asks = frame is not None and IMPERATIVE_RE.match(_ADVERB.sub("", core[frame.end():])) is not None
     # under a condition or a reminder, any request frame states a wish ("after I point out a mistake: I
     # want to know what went wrong")
     wish = request or REQUEST_FRAME.match(core) is not None
-    if (((conditional or marked) and wish and not question and not _CONFUSION.search(core))
+    # (confusion words in a wish under a condition name what to explain: "after a mistake, explain what
+    # went wrong")
+    puzzled = lost or (_CONFUSION.search(core) is not None and not conditional)
+    if (((conditional or marked) and wish and not question and not puzzled)
             or _RESTATED.search(clause)
-            or ((conditional or marked) and asks and not _CONFUSION.search(core))):
+            or ((conditional or marked) and asks and not puzzled)):
         return "neg_constraint_restate"
     if _SELF_CORRECTION.search(core):
         return "neutral"

@@ -43,6 +43,18 @@ def test_rule_extractor_handles_simulator_restatements():
     assert found / len(prefs) >= 0.95
 
 
+@pytest.mark.parametrize("msg,cond,action", [
+    # a wish under a condition that names what to explain is no confusion
+    ("After a wrong answer, explain what went wrong.", "after a wrong answer", "Explain what went wrong"),
+    # a request asked as a question with a standing adverb before its verb
+    ("Could you always end with a question for me?", "always", "Always end with a question for me"),
+    # wanting a thing ("I want <thing>, not <other>") is a wish, not a correction
+    ("I want thorough explanations, not summaries.", "always", "Thorough explanations, not summaries"),
+])
+def test_rule_extractor_reads_general_wishes(msg, cond, action):
+    assert [(c.condition, c.action) for c in RuleExtractor().extract(msg)] == [(cond, action)]
+
+
 class FakeBackend(ChatBackend):
     def __init__(self, outputs):
         super().__init__()
