@@ -61,16 +61,17 @@ def main() -> None:
     p.add_argument("--profiles", default="msc,complex")
     p.add_argument("--users", type=int, default=40)
     p.add_argument("--sessions", type=int, default=5)
+    p.add_argument("--classifier", default="keyword", help="feedback classifier spec (make_classifier), e.g. keyword, learned")
     p.add_argument("--heldout", default=str(HELDOUT),
                    help="also score a JSONL of messages the simulator did not write ({'message', 'label'} per line; "
                         "default: %(default)s when it exists; '' to skip)")
     args = p.parse_args()
     for prof in args.profiles.split(","):
         turns = collect(prof, args.users, args.sessions)
-        print(json.dumps({"profiles": prof, **evaluate(turns, "keyword")}))
+        print(json.dumps({"profiles": prof, **evaluate(turns, args.classifier)}))
     if args.heldout and Path(args.heldout).exists():
         rows = [json.loads(x) for x in Path(args.heldout).read_text(encoding="utf-8").splitlines() if x.strip()]
-        print(json.dumps({"messages": args.heldout, **evaluate([(r["message"], r["label"]) for r in rows], "keyword")}))
+        print(json.dumps({"messages": args.heldout, **evaluate([(r["message"], r["label"]) for r in rows], args.classifier)}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from personalization_env.feedback.classifiers import (
     make_classifier,
 )
 from personalization_env.feedback.labels import DEFAULT_REWARDS, LABELS, reward_of
+from personalization_env.feedback.learned import LearnedClassifier
+
+CLASSIFIERS["learned"] = LearnedClassifier  # registered here: learned.py builds on classifiers.py
 
 __all__ = [
     "CLASSIFIERS",
@@ -17,6 +20,7 @@ __all__ = [
     "LABELS",
     "FeedbackClassifier",
     "KeywordClassifier",
+    "LearnedClassifier",
     "OracleClassifier",
     "make_classifier",
     "reward_of",
