@@ -166,6 +166,9 @@ def fit(texts: Sequence[str], labels: Sequence[str], settings: Settings = SETTIN
         raise ValueError(f"unknown label(s) {bad} in the training data; expected labels from {LABELS}")
     rows, cols, vals = _design(texts, settings)
     n, k, dim = len(texts), len(LABELS), 1 << settings.bits
+    empty = sorted(set(range(n)) - set(rows.tolist()))
+    if empty:
+        raise ValueError(f"training message(s) {[texts[i] for i in empty[:3]]} give no features; drop them")
     used, cols = np.unique(cols, return_inverse=True)  # fit only the buckets the corpus fills
     starts = np.searchsorted(rows, np.arange(n))
     y = np.zeros((n, k))

@@ -110,9 +110,11 @@ def test_weights_are_read_on_first_use(tmp_path):
         clf.classify("hello")
 
 
-def test_fit_rejects_an_unknown_label():
+def test_fit_rejects_an_unknown_label_and_an_empty_message():
     with pytest.raises(ValueError, match="unknown label"):
         learned.fit(["hi"], ["happy"])
+    with pytest.raises(ValueError, match="no features"):
+        learned.fit(["", "hi there"], ["neutral", "neutral"])
 
 
 def test_features_are_deterministic_and_cover_typos():
