@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -392,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     from personalization_env.feedback import make_classifier
 
+    if args.classifier == "oracle":
+        p.error("--classifier oracle reads the simulator's true label, which hand-written messages do not have; "
+                "measure keyword, learned or llm:<spec>")
     classifier = make_classifier(args.classifier)
     readers = PreferenceReaders(args.extractor)
     names = list(SETS) if args.set == "all" else [args.set]
@@ -413,4 +417,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as e:  # a bad name or folder: one line, not a traceback
+        sys.exit(f"error: {e}")

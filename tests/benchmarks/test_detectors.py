@@ -259,3 +259,18 @@ def test_cli_tables_show_every_set_beside_the_upper_bound(capsys):
     for word in ("feedback classifier", "statement recogniser", "extractor", "upper bound (simulator)",
                  "feedback", "paraphrases", "preferences", "confusion, feedback"):
         assert word in text
+
+
+def test_bad_input_is_one_line_not_a_traceback(capsys):
+    import subprocess
+    import sys
+
+    from benchmarks.detectors import main
+
+    with pytest.raises(SystemExit):
+        main(["--classifier", "oracle", "--no-upper-bound"])
+    assert "true label" in capsys.readouterr().err
+    p = subprocess.run([sys.executable, "-m", "benchmarks.detectors", "--classifier", "nope", "--no-upper-bound"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr.strip().startswith("error: unknown feedback classifier 'nope'")
+    assert "Traceback" not in p.stderr
