@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -68,6 +68,10 @@ class World:
         for name in ("user_traits", "agent", "sources"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "fitted", tuple(self.fitted))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # read-only views do not pickle: rebuild from plain copies (an env holding its world pickles)
+        return (World, tuple(_thawed(getattr(self, f.name)) for f in fields(self)))
 
     def values(self) -> dict[str, Any]:
         """Every value the preset sets (plain copies), as recorded with a run."""

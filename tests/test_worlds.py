@@ -143,6 +143,10 @@ def test_a_preset_cannot_be_changed_through_what_it_hands_out(name):
     changed = w.with_params({"p_max": 0.5}, {"notice_prob": 0.2})  # a copy, not the preset
     assert changed.agent["p_max"] == 0.5 and changed.user_traits["notice_prob"] == 0.2
     assert get_world(name).values() == before and w.agent_config() == ScriptedConfig(**before["agent"])
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(w)) == w and copy.deepcopy(w) == w  # an env holding its world pickles
 
 
 def test_the_run_identity_records_the_worlds_values_and_refuses_changed_ones(monkeypatch):
