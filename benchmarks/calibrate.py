@@ -60,10 +60,11 @@ PREDICTION_TOLERANCES: dict[str, dict[str, float]] = {
     "vars-llama8b": {"task_success": 3.0, "timeout": 3.0, "user_tokens": 15.0},
 }
 
-#: The search grid per fitted parameter (small on purpose: a handful of values each).
+#: The search grid per fitted parameter (small on purpose: a handful of values each). A grid reaches
+#: a probability's bound (1.0) where the best point lay on its edge.
 GRIDS: dict[str, dict[str, Sequence[float]]] = {
-    "msc-llama70b": {"defer_prob": (0.8, 0.85, 0.9), "recheck_prob": (0.3, 0.6, 0.9),
-                     "verify_prob": (0.0, 0.3), "max_restate": (2, 3), "notice_prob": (0.5, 0.7, 0.9)},
+    "msc-llama70b": {"defer_prob": (0.8, 0.85, 0.9), "recheck_prob": (0.3, 0.6, 0.9, 1.0),
+                     "verify_prob": (0.0, 0.3), "max_restate": (2, 3), "notice_prob": (0.7, 0.8, 0.9, 1.0)},
     "vars-llama8b": {"notice_prob": (0.125, 0.15, 0.175, 0.2), "defer_prob": (0.0, 0.25), "recheck_prob": (0.0, 0.5),
                      "verify_prob": (0.6, 0.75, 0.9), "max_restate": (2, 3)},
 }

@@ -131,8 +131,8 @@ _MSC_DATASETS = "math_500,math_hard,logiqa,mmlu,medqa"
 # _MSC_FIT: written by `python -m benchmarks.calibrate --world msc-llama70b --data-dir ../shared/data/msc`;
 # _VARS_FIT: by `python -m benchmarks.calibrate --world vars-llama8b --data-dir ../shared/data/msc`.
 # Rerunning a command reproduces its values (the search is deterministic); `--check` re-evaluates them.
-_MSC_FIT: Mapping[str, float] = {'defer_prob': 0.85, 'recheck_prob': 0.3, 'verify_prob': 0.0, 'max_restate': 2,
-                                 'notice_prob': 0.7}
+_MSC_FIT: Mapping[str, float] = {'defer_prob': 0.85, 'recheck_prob': 1.0, 'verify_prob': 0.0, 'max_restate': 2,
+                                 'notice_prob': 1.0}
 _VARS_FIT: Mapping[str, float] = {'notice_prob': 0.15, 'defer_prob': 0.25, 'recheck_prob': 0.0, 'verify_prob': 0.75,
                                   'max_restate': 3}
 
