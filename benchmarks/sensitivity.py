@@ -403,7 +403,7 @@ def _regenerated_profiles(profiles: str, workdir: Path, **generator_args: Any) -
 
 
 def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
-                  workdir: str | Path = "runs/sensitivity", world: str = "default") -> dict[str, Any]:
+                  workdir: str | Path = "runs/sensitivity/profiles", world: str = "default") -> dict[str, Any]:
     """:class:`~benchmarks.run.RunConfig` fields that set ``changes`` (row name -> value).
 
     Args:

@@ -196,7 +196,7 @@ def test_swept_backend_takes_its_overrides_from_the_spec() -> None:
     assert b.config.misapply_prob == 0.3 and b.config.skill == {"mmlu": 0.5} and b.config.p_max == 0.98
 
 
-def test_every_assumption_of_the_real_table_is_swept_or_has_a_reason() -> None:
+def test_every_assumption_of_the_real_table_is_swept_or_has_a_reason(tmp_path) -> None:
     rows = S.load_table()
     units, skipped = plan(rows, datasets=["gen_math", "gen_logic", "gen_mc"])
     covered = {r.name for u in units for r in u.rows} | {n for n, _ in skipped}
@@ -204,7 +204,7 @@ def test_every_assumption_of_the_real_table_is_swept_or_has_a_reason() -> None:
     assert {r.name for r in rows if r.assumption} - grouped_nonnumeric <= covered
     for u in units:
         for f in S.FACTORS:
-            S.run_overrides(u.moved(f)[0])  # every planned move reaches the run
+            S.run_overrides(u.moved(f)[0], workdir=tmp_path)  # every planned move reaches the run
 
 
 def test_tiny_sweep_end_to_end(tmp_path) -> None:
