@@ -402,6 +402,11 @@ def _regenerated_profiles(profiles: str, workdir: Path, **generator_args: Any) -
     return str(path)
 
 
+def _plain(obj: Any) -> Any:
+    """Nested mappings (a world's read-only views) as plain dicts, for JSON."""
+    return {k: _plain(v) for k, v in obj.items()} if isinstance(obj, Mapping) else obj
+
+
 def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
                   workdir: str | Path = "runs/sensitivity/profiles", world: str = "default") -> dict[str, Any]:
     """:class:`~benchmarks.run.RunConfig` fields that set ``changes`` (row name -> value).
@@ -421,7 +426,7 @@ def run_overrides(changes: Mapping[str, Any], *, profiles: str = "complex",
     from personalization_env.llm.scripted import DEFAULT_SKILL
     from personalization_env.worlds import get_world
 
-    preset = dict(get_world(world).agent)
+    preset = _plain(get_world(world).agent)
     scripted: dict[str, Any] = {}
     traits: dict[str, Any] = {}
     agent_args: dict[str, Any] = {}
