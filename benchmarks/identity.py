@@ -29,7 +29,7 @@ from personalization_env.worlds import get_world
 RESULT_FIELDS: tuple[str, ...] = ("world", "methods", "profiles", "n_users", "user_ids", "datasets", "max_turns",
                                   "feedback", "agent_model", "user", "user_args", "agent_args", "seed")
 #: values of result fields added later, for runs recorded before them (an old run was made in that world)
-_ADDED_LATER: dict[str, Any] = {"world": "default"}
+ADDED_LATER: dict[str, Any] = {"world": "default"}
 
 _URL = re.compile(r"@https?://[^\s,;\"']*")
 
@@ -105,12 +105,12 @@ def difference(old: Mapping[str, Any], new: Mapping[str, Any], *, allow_code_cha
                 f"(--allow-code-change continues anyway)")
     oc, nc = old.get("config", {}), new.get("config", {})
     for k in RESULT_FIELDS:
-        a_, b_ = oc.get(k, _ADDED_LATER.get(k)), nc.get(k, _ADDED_LATER.get(k))
+        a_, b_ = oc.get(k, ADDED_LATER.get(k)), nc.get(k, ADDED_LATER.get(k))
         if a_ != b_:
             return said(k, a_, b_)
-    world = nc.get("world", _ADDED_LATER["world"])
+    world = nc.get("world", ADDED_LATER["world"])
     # a run recorded before the preset's values were kept: the default world's never changed
-    before = get_world("default").values() if oc.get("world", _ADDED_LATER["world"]) == "default" else None
+    before = get_world("default").values() if oc.get("world", ADDED_LATER["world"]) == "default" else None
     ov, nv = old.get("world_values", before), new.get("world_values")
     if nv is not None and ov != nv:
         if ov is None:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from benchmarks.identity import ADDED_LATER
 from benchmarks.run import METRICS
 from benchmarks.stats import compare_methods, gap_share, mean_ci, metric_ci
 from personalization_env.naming import did_you_mean
@@ -22,8 +23,7 @@ logger = logging.getLogger(__name__)
 WORLD_FIELDS: tuple[str, ...] = ("world", "profiles", "datasets", "max_turns", "seed", "user", "agent_model", "feedback")
 """``metadata.json`` config fields that must agree for runs to be pooled (they define the world)."""
 
-_BEFORE_FIELD: dict[str, Any] = {"world": "default"}
-"""what a field reads as in runs written before it existed"""
+
 
 GAP_METRICS: tuple[str, ...] = ("user_effort", "task_success")
 """Metrics whose vanilla-to-oracle gap share the report gives."""
@@ -188,7 +188,7 @@ def _load(run_dirs: Sequence[str | Path]) -> list[tuple[str, list[dict[str, Any]
         if runs:
             first, cfg0, cfg = runs[0][0], runs[0][2].get("config", {}), meta.get("config", {})
             for f in WORLD_FIELDS:
-                a, b = cfg0.get(f, _BEFORE_FIELD.get(f)), cfg.get(f, _BEFORE_FIELD.get(f))
+                a, b = cfg0.get(f, ADDED_LATER.get(f)), cfg.get(f, ADDED_LATER.get(f))
                 if a != b:
                     raise ValueError(f"runs {first!r} and {d!r} differ in config field {f!r} ({a!r} vs {b!r}): "
                                      f"they ran different worlds and cannot be pooled")

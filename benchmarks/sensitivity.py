@@ -825,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       rerun_all=args.rerun_all)
     try:
         report = sweep(cfg)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:  # a bad name, table path or data folder: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(_finite(report), indent=1) if args.json else markdown(report))
