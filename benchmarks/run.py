@@ -120,11 +120,11 @@ class RunConfig:
 
         w = get_world(self.world)  # an unknown name fails here, in one line listing the names
         if self.profiles is None:
-            self.profiles = w.profiles_spec(self.data_dir) or "msc"
+            self.profiles = w.setting("profiles", self.data_dir)
         if self.datasets is None:
-            self.datasets = w.datasets or "gen_math,gen_logic,gen_mc"
+            self.datasets = w.setting("datasets")
         if self.max_turns is None:
-            self.max_turns = w.max_turns or 10
+            self.max_turns = w.setting("max_turns")
         if not self.methods:
             raise ValueError("methods is empty; name at least one agent, e.g. --methods vanilla,oracle")
         if not isinstance(self.sessions, int) or self.sessions < 1:

@@ -165,10 +165,11 @@ class MultiSessionCollabEnv(gym.Env[dict, str]):
         world: str | World = "default",
     ):
         self.world = get_world(world)
-        profiles = profiles if profiles is not None else (self.world.profiles_spec(data_dir) or "msc")
-        datasets = datasets if datasets is not None else (self.world.datasets or "gen_math,gen_logic,gen_mc")
-        max_turns = max_turns if max_turns is not None else (self.world.max_turns or 10)
-        tasks_per_dataset = tasks_per_dataset if tasks_per_dataset is not None else (self.world.tasks_per_dataset or 100)
+        w = self.world
+        profiles = profiles if profiles is not None else w.setting("profiles", data_dir)
+        datasets = datasets if datasets is not None else w.setting("datasets")
+        max_turns = max_turns if max_turns is not None else w.setting("max_turns")
+        tasks_per_dataset = tasks_per_dataset if tasks_per_dataset is not None else w.setting("tasks_per_dataset")
         if isinstance(user_simulator, str) and self.world.user_traits and takes_traits(user_simulator):
             # the world's user traits reach every simulator that has them (rule, hybrid), as in `msc run`
             user_simulator = make_user_simulator(user_simulator, traits=dict(self.world.user_traits))

@@ -35,6 +35,11 @@ from typing import Any, Mapping
 from personalization_env.naming import did_you_mean
 
 
+#: the env settings of a world that does not set them (the ``default`` world): the one place they live
+DEFAULT_SETTINGS: Mapping[str, Any] = MappingProxyType({
+    "profiles": "msc", "datasets": "gen_math,gen_logic,gen_mc", "max_turns": 10, "tasks_per_dataset": 100})
+
+
 @dataclass(frozen=True)
 class World:
     """One world preset.
@@ -83,6 +88,12 @@ class World:
         """A short hash of :meth:`values`: changes whenever a value the preset sets changes."""
         blob = json.dumps(self.values(), sort_keys=True, default=repr).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+    def setting(self, name: str, data_dir: str | os.PathLike[str] | None = None) -> Any:
+        """The env setting ``name`` (``profiles``, ``datasets``, ``max_turns``, ``tasks_per_dataset``) in
+        this world: the preset's value, else the package default (:data:`DEFAULT_SETTINGS`)."""
+        value = self.profiles_spec(data_dir) if name == "profiles" else getattr(self, name)
+        return DEFAULT_SETTINGS[name] if value is None else value
 
     def profiles_spec(self, data_dir: str | os.PathLike[str] | None = None) -> str | None:
         """``profiles`` with ``{msc_data}`` filled in (``data_dir``, else ``$MSC_DATA_DIR``)."""

@@ -67,6 +67,11 @@ def code_parameters() -> dict[str, Any]:
         out.update({f"{cls.__name__}.{k}": v for k, v in _signature_defaults(cls.__init__, numeric_only=True).items()})
     out.update({f"generate_profiles.{k}": v for k, v in _signature_defaults(generate_profiles, numeric_only=True).items()})
     env = _signature_defaults(MultiSessionCollabEnv.__init__, numeric_only=False)
+    from personalization_env.worlds import DEFAULT_SETTINGS
+
+    for k, v in DEFAULT_SETTINGS.items():  # None in the signature: the default world's setting applies
+        if env.get(k, v) is None:
+            env[k] = v
     out.update({f"MultiSessionCollabEnv.{k}": v for k, v in env.items() if _numeric(v) or isinstance(v, str)})
     for k, v in world_parameters(env).items():
         out.setdefault(k, v)
