@@ -154,14 +154,12 @@ class _Writer:
             queue.SimpleQueue()
         self._cv = threading.Condition()
         self._done: list[tuple[str, Any]] = []
-        self._pending = 0
-        self._lanes: dict[tuple[str, str], int] = {}  # jobs not done yet, per lane
+        self._lanes: dict[tuple[str, str], int] = {}  # jobs not done yet, per lane with any
         self._failed: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
 
     def submit(self, key: tuple[str, str], write: Callable[[], None] | None, events: list[tuple[str, Any]]) -> None:
         with self._cv:
-            self._pending += 1
             self._lanes[key] = self._lanes.get(key, 0) + 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="msc-checkpoints", daemon=True)
@@ -172,7 +170,7 @@ class _Writer:
         """Wait until the lane's jobs handed in so far are done: a lane runs at most one session ahead
         of its checkpoints on disk (so a failed write stops it at once, and nothing piles up)."""
         with self._cv:
-            self._cv.wait_for(lambda: not self._lanes.get(key))
+            self._cv.wait_for(lambda: key not in self._lanes)
 
     def failed(self, key: tuple[str, str]) -> bool:
         with self._cv:
@@ -195,8 +193,9 @@ class _Writer:
             finally:  # a job is always counted done, or every drain() would wait forever
                 with self._cv:
                     self._done.extend(events)
-                    self._pending -= 1
                     self._lanes[key] -= 1
+                    if not self._lanes[key]:
+                        del self._lanes[key]
                     self._cv.notify_all()
 
     def take(self) -> list[tuple[str, Any]]:
@@ -208,7 +207,7 @@ class _Writer:
     def drain(self) -> list[tuple[str, Any]]:
         """Wait until every job handed in so far is done; returns the events not taken yet."""
         with self._cv:
-            self._cv.wait_for(lambda: self._pending == 0)
+            self._cv.wait_for(lambda: not self._lanes)
         return self.take()
 
 
